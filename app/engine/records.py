@@ -1,0 +1,404 @@
+"""Lifecycle events and notification intents: decoding and checking records.
+
+The checks are written by hand rather than run through jsonschema because they
+sit on the hot path of every record; a unit test drives them from the schema
+files in `schemas/` so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import orjson
+
+from app.engine.times import from_us, parse_time, to_us
+from app.errors import RecordError
+
+logger = logging.getLogger(__name__)
+
+MIB = 1 << 20
+_MAX_SHOWN_VALUE = 60
+# Error kinds, also listed in schemas/dead-letter.schema.json.
+TOO_LARGE = "too_large"
+NOT_UTF8 = "not_utf8"
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+TOO_DEEP = "too_deep"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+BAD_TIME = "bad_time"
+BAD_TIMEZONE = "bad_timezone"
+BAD_VALUE = "bad_value"
+ERROR_KINDS = (
+    TOO_LARGE,
+    NOT_UTF8,
+    NOT_JSON,
+    NOT_OBJECT,
+    TOO_DEEP,
+    MISSING_FIELD,
+    WRONG_TYPE,
+    BAD_TIME,
+    BAD_TIMEZONE,
+    BAD_VALUE,
+)
+PRIORITY_MIN = 0
+PRIORITY_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep one hostile record from costing memory or stack."""
+
+    max_record_bytes: int = MIB
+    max_depth: int = 32
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """A thing in the customer's world, e.g. booking bk-981."""
+
+    type: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """Something that happened to a customer; `raw` is the record as decoded."""
+
+    event_id: str
+    customer_id: str
+    type: str
+    occurred_us: int
+    entity: EntityRef | None
+    attributes: Mapping[str, Any]
+    raw: Mapping[str, Any]
+
+    @property
+    def occurred_at(self) -> datetime:
+        return from_us(self.occurred_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A notification some system wants sent; `raw` passes through on approval."""
+
+    intent_id: str
+    customer_id: str
+    channel: str
+    category: str
+    campaign_id: str | None
+    created_us: int
+    send_us: int | None
+    expires_us: int | None
+    about: tuple[EntityRef, ...]
+    dedupe_key: str | None
+    priority: int | None
+    raw: Mapping[str, Any]
+
+    @property
+    def created_at(self) -> datetime:
+        return from_us(self.created_us)
+
+    @property
+    def send_at(self) -> datetime | None:
+        return None if self.send_us is None else from_us(self.send_us)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return None if self.expires_us is None else from_us(self.expires_us)
+
+
+def decode_event(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> LifecycleEvent:
+    """Decode and check a lifecycle event record, or raise RecordError."""
+    value, is_shallow = _load(raw, limits, "event")
+    return _event_from_object(_require_object(value, "event", limits, is_shallow))
+
+
+def decode_intent(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Intent:
+    """Decode and check a notification intent record, or raise RecordError."""
+    value, is_shallow = _load(raw, limits, "intent")
+    return _intent_from_object(_require_object(value, "intent", limits, is_shallow))
+
+
+def event_from_value(value: object, limits: Limits = DEFAULT_LIMITS) -> LifecycleEvent:
+    """Check an already decoded lifecycle event (a replay line's `value`)."""
+    return _event_from_object(_require_object(value, "event", limits, False))
+
+
+def intent_from_value(value: object, limits: Limits = DEFAULT_LIMITS) -> Intent:
+    """Check an already decoded notification intent (a replay line's `value`)."""
+    return _intent_from_object(_require_object(value, "intent", limits, False))
+
+
+def _event_from_object(obj: dict[str, Any]) -> LifecycleEvent:
+    event_id = _required_str(obj, "event_id", "event")
+    customer_id = _required_str(obj, "customer_id", "event")
+    event_type = _required_str(obj, "type", "event")
+    if not _is_dotted(event_type):
+        raise RecordError(
+            BAD_VALUE,
+            f"event.type: {_show(event_type)} is not of the form noun.verb",
+        )
+    attributes = obj.get("attributes")
+    if attributes is None:
+        attributes = {}
+    elif not isinstance(attributes, dict):
+        raise _wrong_type("event.attributes", attributes, "an object")
+    else:
+        _check_attributes(attributes, event_type)
+    return LifecycleEvent(
+        event_id=event_id,
+        customer_id=customer_id,
+        type=event_type,
+        occurred_us=_required_time(obj, "occurred_at", "event"),
+        entity=_optional_ref(obj.get("entity"), "event.entity"),
+        attributes=attributes,
+        raw=obj,
+    )
+
+
+def _intent_from_object(obj: dict[str, Any]) -> Intent:
+    intent_id = _required_str(obj, "intent_id", "intent")
+    customer_id = _required_str(obj, "customer_id", "intent")
+    channel = _required_str(obj, "channel", "intent")
+    category = _required_str(obj, "category", "intent")
+    created_us = _required_time(obj, "created_at", "intent")
+    about = obj.get("about")
+    if about is None:
+        refs: tuple[EntityRef, ...] = ()
+    elif not isinstance(about, list):
+        raise _wrong_type("intent.about", about, "an array")
+    else:
+        refs = tuple(
+            _required_ref(item, f"intent.about[{index}]")
+            for index, item in enumerate(about)
+        )
+    return Intent(
+        intent_id=intent_id,
+        customer_id=customer_id,
+        channel=channel,
+        category=category,
+        campaign_id=_optional_str(obj, "campaign_id", "intent"),
+        created_us=created_us,
+        send_us=_optional_time(obj, "send_at", "intent"),
+        expires_us=_optional_time(obj, "expires_at", "intent"),
+        about=refs,
+        dedupe_key=_optional_str(obj, "dedupe_key", "intent"),
+        priority=_optional_priority(obj),
+        raw=obj,
+    )
+
+
+def dead_letter(
+    error: RecordError, source: Mapping[str, Any], key: bytes | None, value: bytes
+) -> dict[str, Any]:
+    """The dead-letter record of a rejected input, original bytes in base64."""
+    return {
+        "error": {"kind": error.kind, "message": error.message},
+        "source": dict(source),
+        "key": None if key is None else base64.b64encode(key).decode("ascii"),
+        "value": base64.b64encode(value).decode("ascii"),
+    }
+
+
+def is_valid_timezone(name: str) -> bool:
+    """Whether `name` is an IANA zone this process can load."""
+    return name in _available_timezones()
+
+
+@cache
+def _available_timezones() -> frozenset[str]:
+    # Scanning the zone database is slow, so it happens once per process.
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _load(raw: bytes, limits: Limits, what: str) -> tuple[object, bool]:
+    """The decoded value, and whether it is certainly within the depth limit."""
+    if len(raw) > limits.max_record_bytes:
+        raise RecordError(
+            TOO_LARGE,
+            f"{what}: record of {len(raw)} bytes exceeds the limit of "
+            f"{limits.max_record_bytes} bytes",
+        )
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError(NOT_UTF8, f"{what}: record is not UTF-8 text") from exc
+        raise RecordError(NOT_JSON, f"{what}: record is not JSON ({exc})") from exc
+    # Nesting can be no deeper than the number of opening brackets, so most
+    # records skip the walk over every value.
+    containers = raw.count(b"{") + raw.count(b"[")
+    return value, containers <= limits.max_depth
+
+
+def _require_object(
+    value: object, what: str, limits: Limits, is_shallow: bool
+) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RecordError(
+            NOT_OBJECT, f"{what}: record is {_json_kind(value)}, not a JSON object"
+        )
+    if not is_shallow and _is_too_deep(value, limits.max_depth):
+        raise RecordError(
+            TOO_DEEP, f"{what}: record nests deeper than {limits.max_depth} levels"
+        )
+    return value
+
+
+def _is_too_deep(value: dict[str, Any], max_depth: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
+def _is_dotted(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) >= 2 and all(parts) and not any(c.isspace() for c in text)
+
+
+def _check_attributes(attributes: dict[str, Any], event_type: str) -> None:
+    for name in ("case_id", "channel", "category", "timezone"):
+        value = attributes.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _wrong_type(f"event.attributes.{name}", value, "a string")
+    for name in ("starts_at", "ends_at"):
+        value = attributes.get(name)
+        if value is not None:
+            _parse_time_field(value, f"event.attributes.{name}")
+    zone = attributes.get("timezone")
+    is_profile = event_type == "profile.updated"
+    if is_profile and zone is not None and not is_valid_timezone(zone):
+        raise RecordError(
+            BAD_TIMEZONE,
+            f"event.attributes.timezone: {_show(zone)} is not an IANA "
+            "timezone name (e.g. Europe/Berlin)",
+        )
+
+
+def _required_str(obj: Mapping[str, Any], name: str, what: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        raise RecordError(MISSING_FIELD, f"{what}.{name} is required")
+    if not isinstance(value, str):
+        raise _wrong_type(f"{what}.{name}", value, "a string")
+    if not value:
+        raise RecordError(BAD_VALUE, f"{what}.{name} must not be empty")
+    return value
+
+
+def _optional_str(obj: Mapping[str, Any], name: str, what: str) -> str | None:
+    value = obj.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise _wrong_type(f"{what}.{name}", value, "a string")
+
+
+def _required_time(obj: Mapping[str, Any], name: str, what: str) -> int:
+    value = obj.get(name)
+    if value is None:
+        raise RecordError(MISSING_FIELD, f"{what}.{name} is required")
+    return _parse_time_field(value, f"{what}.{name}")
+
+
+def _optional_time(obj: Mapping[str, Any], name: str, what: str) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    return _parse_time_field(value, f"{what}.{name}")
+
+
+def _parse_time_field(value: object, field: str) -> int:
+    if not isinstance(value, str):
+        raise _wrong_type(field, value, "an RFC 3339 time string")
+    moment = parse_time(value)
+    if moment is None:
+        raise RecordError(
+            BAD_TIME, f"{field}: {_show(value)} is not an RFC 3339 time with an offset"
+        )
+    return to_us(moment)
+
+
+def _optional_ref(value: object, field: str) -> EntityRef | None:
+    if value is None:
+        return None
+    return _required_ref(value, field)
+
+
+def _required_ref(value: object, field: str) -> EntityRef:
+    if not isinstance(value, dict):
+        raise _wrong_type(field, value, 'an object like {"type": ..., "id": ...}')
+    return EntityRef(
+        type=_required_str(value, "type", field), id=_required_str(value, "id", field)
+    )
+
+
+def _optional_priority(obj: Mapping[str, Any]) -> int | None:
+    value = obj.get("priority")
+    if value is None:
+        return None
+    # JSON has one number type: 50.0 is the integer 50, true is not a number.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _wrong_type("intent.priority", value, "an integer")
+    if not PRIORITY_MIN <= value <= PRIORITY_MAX:
+        raise RecordError(
+            BAD_VALUE,
+            f"intent.priority: {value} is outside {PRIORITY_MIN}..{PRIORITY_MAX}",
+        )
+    return value
+
+
+def _wrong_type(field: str, value: object, expected: str) -> RecordError:
+    return RecordError(
+        WRONG_TYPE, f"{field}: {_show(value)} is {_json_kind(value)}, not {expected}"
+    )
+
+
+def _show(value: object) -> str:
+    try:
+        text = orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        text = repr(value)
+    if len(text) > _MAX_SHOWN_VALUE:
+        return text[: _MAX_SHOWN_VALUE - 3] + "..."
+    return text
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
