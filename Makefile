@@ -1,0 +1,71 @@
+# Tact — `make help` lists every target.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA := deploy/kafka/kafka.sh
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run demo-replay test test-unit test-integration lint format \
+        typecheck kafka-up kafka-down kafka-status bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tact needs Python 3.11+; found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## Create .venv and install Tact with its dev tools (quick when nothing changed)
+
+run: install ## Start the local Kafka and a worker, then play the motivating story through them
+	@$(KAFKA) up
+	@echo "tact: the local Kafka runs; the worker is not wired in yet (make kafka-down stops it)"
+
+
+demo-replay: install ## Print the motivating story's decisions as a table (offline, no Kafka)
+	@$(BIN)/tact replay --policy deploy/examples/travel-policy.yaml --format table \
+		deploy/examples/story.jsonl
+
+test: install ## Run every test; the suite starts its own Kafka broker
+	@$(KAFKA) fetch
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run the tests that need no broker
+	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## Run the tests against a real broker
+	@$(KAFKA) fetch
+	@$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+lint: install ## Check style, imports and types (writes nothing)
+	@$(BIN)/ruff check app tests
+	@$(BIN)/ruff format --check app tests
+	@$(BIN)/mypy
+
+format: install ## Rewrite the code in the project's format
+	@$(BIN)/ruff check --fix app tests
+	@$(BIN)/ruff format app tests
+
+typecheck: install ## Run mypy in strict mode
+	@$(BIN)/mypy
+
+kafka-up: ## Start the local single-node Kafka in the background
+	@$(KAFKA) up
+
+kafka-down: ## Stop the local Kafka started by kafka-up
+	@$(KAFKA) down
+
+kafka-status: ## Say whether the local Kafka runs
+	@$(KAFKA) status
+
+bench: install ## Run the benchmarks and write tests/benchmarks/results/
+	@$(KAFKA) fetch
+	@$(BIN)/python -m tests.benchmarks
+
+clean: ## Remove local data, caches and the venv
+	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,65 @@
+"""Small helpers to write and read whole topics in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.support.broker import START_TIMEOUT_S
+
+
+async def wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30.0
+) -> None:
+    """Return once every partition of `topics` has a leader, so the first
+    produce does not race the controller."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        ready = all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in described
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {topics} have no leader after {timeout_s}s")
+        await asyncio.sleep(0.1)
+
+
+async def read_all(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    *,
+    isolation_level: str = "read_committed",
+    timeout_s: float = START_TIMEOUT_S,
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record of `topic` up to its current end, as (partition, key, value)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[tuple[int, bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout_s
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                records.extend((m.partition, m.key, m.value) for m in messages)
+        return records
+    finally:
+        await consumer.stop()
