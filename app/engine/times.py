@@ -73,8 +73,12 @@ def parse_duration(text: str) -> int | None:
 def format_duration(us: int) -> str:
     """A duration in the largest unit that divides it exactly, e.g. `24h`."""
     for unit in ("d", "h", "m", "s"):
-        if us % _UNIT_US[unit] == 0:
-            return f"{us // _UNIT_US[unit]}{unit}"
+        count, rest = divmod(us, _UNIT_US[unit])
+        # "24h" reads better than "1d" for the windows people usually write.
+        if rest == 0 and count > 0 and (unit != "d" or count > 1):
+            return f"{count}{unit}"
+    if us == 0:
+        return "0s"
     return f"{us / SECOND_US:g}s"
 
 

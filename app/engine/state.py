@@ -1,0 +1,277 @@
+"""One customer's state: an immutable value, and its compact encoding.
+
+Everything the rules need about a customer lives in one CustomerState, so the
+Faust layer can read and write it under one table key. The engine never
+mutates a state it was given: it builds a new one, sharing what did not
+change. Every part is bounded in time (and the id memories also in count), so
+a customer who receives intents for years keeps a state of stable size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.engine.records import EntityRef, Intent, intent_from_value
+from app.engine.times import from_us
+from app.errors import RecordError
+
+logger = logging.getLogger(__name__)
+
+ENCODING_VERSION = 1
+EntityKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityState:
+    """What the lifecycle events said about one entity, e.g. booking bk-981."""
+
+    status: str
+    status_us: int  # occurred_at of the event that set the status
+    last_us: int  # occurred_at of the latest event, for `retain`
+    times: Mapping[str, int]  # time attributes the policy's windows read
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """A consent withdrawal; None means every channel or every category."""
+
+    channel: str | None
+    category: str | None
+    at_us: int
+
+    def covers(self, channel: str, category: str) -> bool:
+        return (self.channel is None or self.channel == channel) and (
+            self.category is None or self.category == category
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCooldown:
+    """A cooldown in force: started by `after`, ended by `until` or by time."""
+
+    after: str
+    until: str | None
+    case_id: str | None
+    start_us: int
+    end_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """An approved send that a frequency cap counts."""
+
+    at_us: int
+    channel: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentApproval:
+    """An approved send remembered briefly, to report late vetoes."""
+
+    at_us: int
+    intent_id: str
+    channel: str
+    category: str
+    about: tuple[EntityRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An intent waiting in state: settle window, future send_at or deferral."""
+
+    intent: Intent
+    due_us: int
+    decisions: int  # decisions already made about this intent
+
+
+@dataclass(frozen=True, slots=True)
+class IdBucket:
+    """Ids first seen in one stretch of time, forgotten together.
+
+    Buckets keep both lookups and updates cheap without copying every
+    remembered id on each change: an update copies only the newest bucket.
+    """
+
+    start_us: int
+    ids: Mapping[str, int]  # id -> decisions made (intents) or 1 (events)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    """Everything the engine knows about one customer."""
+
+    customer_id: str
+    erased_us: int | None = None
+    closed_us: int | None = None
+    timezone: str | None = None
+    entities: Mapping[EntityKey, EntityState] = field(default_factory=dict)
+    opt_outs: tuple[OptOut, ...] = ()
+    cooldowns: tuple[OpenCooldown, ...] = ()
+    sent: tuple[Sent, ...] = ()
+    dedupe_keys: Mapping[str, int] = field(default_factory=dict)
+    recent: tuple[RecentApproval, ...] = ()
+    pending: tuple[Pending, ...] = ()
+    decided: tuple[IdBucket, ...] = ()
+    applied: tuple[IdBucket, ...] = ()
+
+    @classmethod
+    def empty(cls, customer_id: str) -> CustomerState:
+        return cls(customer_id=customer_id)
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_us is not None
+
+    @property
+    def next_due(self) -> datetime | None:
+        """The earliest time a pending intent becomes due, for wake-ups."""
+        due_us = self.next_due_us
+        return None if due_us is None else from_us(due_us)
+
+    @property
+    def next_due_us(self) -> int | None:
+        if not self.pending:
+            return None
+        return min(pending.due_us for pending in self.pending)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.pending)
+
+
+def find_id(buckets: tuple[IdBucket, ...], key: str) -> int | None:
+    """The value remembered for `key`, newest bucket first, or None."""
+    for bucket in reversed(buckets):
+        value = bucket.ids.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def remember_id(
+    buckets: tuple[IdBucket, ...], key: str, value: int, now_us: int, width_us: int
+) -> tuple[IdBucket, ...]:
+    """Buckets with `key` set in the newest bucket (a new one when it is full)."""
+    if buckets and buckets[-1].start_us > now_us - width_us:
+        newest = buckets[-1]
+        ids = dict(newest.ids)
+        ids[key] = value
+        return (*buckets[:-1], IdBucket(newest.start_us, ids))
+    return (*buckets, IdBucket(now_us, {key: value}))
+
+
+def forget_ids(
+    buckets: tuple[IdBucket, ...],
+    now_us: int,
+    retain_us: int,
+    width_us: int,
+    max_ids: int,
+) -> tuple[IdBucket, ...]:
+    """Buckets without those older than `retain_us`, and at most about `max_ids`."""
+    cutoff = now_us - retain_us
+    if buckets and buckets[0].start_us + width_us <= cutoff:
+        buckets = tuple(b for b in buckets if b.start_us + width_us > cutoff)
+    total = sum(len(bucket.ids) for bucket in buckets)
+    while total > max_ids and len(buckets) > 1:
+        total -= len(buckets[0].ids)
+        buckets = buckets[1:]
+    if total > max_ids:
+        # One bucket alone is over the bound: keep its newest ids.
+        only = buckets[0]
+        kept = dict(list(only.ids.items())[total - max_ids :])
+        buckets = (IdBucket(only.start_us, kept),)
+    return buckets
+
+
+def encode_state(state: CustomerState) -> bytes:
+    """Compact bytes of a state: short keys, lists not objects, empty parts left out."""
+    out: dict[str, Any] = {"v": ENCODING_VERSION, "c": state.customer_id}
+    if state.erased_us is not None:
+        out["x"] = state.erased_us
+    if state.closed_us is not None:
+        out["cl"] = state.closed_us
+    if state.timezone is not None:
+        out["tz"] = state.timezone
+    if state.entities:
+        out["e"] = [
+            [kind, key, e.status, e.status_us, e.last_us, dict(e.times)]
+            for (kind, key), e in state.entities.items()
+        ]
+    if state.opt_outs:
+        out["o"] = [[o.channel, o.category, o.at_us] for o in state.opt_outs]
+    if state.cooldowns:
+        out["cd"] = [
+            [c.after, c.until, c.case_id, c.start_us, c.end_us] for c in state.cooldowns
+        ]
+    if state.sent:
+        out["s"] = [[s.at_us, s.channel, s.category] for s in state.sent]
+    if state.dedupe_keys:
+        out["dk"] = dict(state.dedupe_keys)
+    if state.recent:
+        out["r"] = [
+            [
+                r.at_us,
+                r.intent_id,
+                r.channel,
+                r.category,
+                [[a.type, a.id] for a in r.about],
+            ]
+            for r in state.recent
+        ]
+    if state.pending:
+        out["p"] = [[p.due_us, p.decisions, p.intent.raw] for p in state.pending]
+    if state.decided:
+        out["di"] = [[b.start_us, dict(b.ids)] for b in state.decided]
+    if state.applied:
+        out["ea"] = [[b.start_us, list(b.ids)] for b in state.applied]
+    return orjson.dumps(out)
+
+
+def decode_state(data: bytes) -> CustomerState:
+    """The state encoded by `encode_state`; ValueError if the bytes are not one."""
+    try:
+        raw = orjson.loads(data)
+        if raw.get("v") != ENCODING_VERSION:
+            raise ValueError(f"unknown customer state encoding {raw.get('v')!r}")
+        return CustomerState(
+            customer_id=raw["c"],
+            erased_us=raw.get("x"),
+            closed_us=raw.get("cl"),
+            timezone=raw.get("tz"),
+            entities={
+                (kind, key): EntityState(status, status_us, last_us, times)
+                for kind, key, status, status_us, last_us, times in raw.get("e", ())
+            },
+            opt_outs=tuple(OptOut(*item) for item in raw.get("o", ())),
+            cooldowns=tuple(OpenCooldown(*item) for item in raw.get("cd", ())),
+            sent=tuple(Sent(*item) for item in raw.get("s", ())),
+            dedupe_keys=raw.get("dk", {}),
+            recent=tuple(
+                RecentApproval(
+                    at,
+                    intent_id,
+                    channel,
+                    category,
+                    tuple(EntityRef(kind, key) for kind, key in about),
+                )
+                for at, intent_id, channel, category, about in raw.get("r", ())
+            ),
+            pending=tuple(
+                Pending(intent_from_value(intent), due_us, decisions)
+                for due_us, decisions, intent in raw.get("p", ())
+            ),
+            decided=tuple(IdBucket(start, ids) for start, ids in raw.get("di", ())),
+            applied=tuple(
+                IdBucket(start, dict.fromkeys(ids, 1))
+                for start, ids in raw.get("ea", ())
+            ),
+        )
+    except (RecordError, AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(f"not an encoded customer state: {exc}") from exc
