@@ -7,16 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # the package ships no type stubs
 import orjson
 import pytest
 
 from app.engine.records import (
     ERROR_KINDS,
     Limits,
+    dead_letter,
     decode_event,
     decode_intent,
-    dead_letter,
     event_from_value,
     intent_from_value,
 )
@@ -193,8 +193,12 @@ def test_record_errors_share_the_tact_root_and_are_not_retriable() -> None:
 def test_dead_letter_keeps_the_original_bytes_and_matches_its_schema() -> None:
     value = b"{broken"
     error = RecordError("not_json", "intent: record is not JSON")
-    source = {"topic": "notification-intents", "partition": 3, "offset": 17,
-              "timestamp": 1767261600000}
+    source = {
+        "topic": "notification-intents",
+        "partition": 3,
+        "offset": 17,
+        "timestamp": 1767261600000,
+    }
 
     record = dead_letter(error, source, b"c-1", value)
 
@@ -217,15 +221,34 @@ def test_dead_letter_schema_lists_exactly_the_error_kinds() -> None:
 # without code (or the other way round) fails here.
 
 SAMPLES: list[Any] = [
-    None, 42, 4.5, 50.0, True, "", "x", "a.b", "2026-04-01T09:30:00Z",
-    "2026-04-01t09:30:00.25+05:30", "tomorrow", "2026-04-01T09:30:00", [], ["x"],
-    [{"type": "booking", "id": "bk-1"}], [{"type": "booking"}], {},
-    {"type": "booking", "id": "bk-1"}, {"id": "bk-1"}, -1, 100, 101,
+    None,
+    42,
+    4.5,
+    50.0,
+    True,
+    "",
+    "x",
+    "a.b",
+    "2026-04-01T09:30:00Z",
+    "2026-04-01t09:30:00.25+05:30",
+    "tomorrow",
+    "2026-04-01T09:30:00",
+    [],
+    ["x"],
+    [{"type": "booking", "id": "bk-1"}],
+    [{"type": "booking"}],
+    {},
+    {"type": "booking", "id": "bk-1"},
+    {"id": "bk-1"},
+    -1,
+    100,
+    101,
 ]
 
 
 def _schema_accepts(schema: dict[str, Any], record: dict[str, Any]) -> bool:
-    return jsonschema.Draft202012Validator(schema).is_valid(record)
+    is_valid: bool = jsonschema.Draft202012Validator(schema).is_valid(record)
+    return is_valid
 
 
 def _code_accepts(check: Any, record: dict[str, Any]) -> bool:
@@ -237,7 +260,7 @@ def _code_accepts(check: Any, record: dict[str, Any]) -> bool:
 
 
 def _field_cases() -> list[tuple[str, str, Any]]:
-    cases = []
+    cases: list[tuple[str, str, Any]] = []
     for schema_name, prefix in (
         ("intent.schema.json", None),
         ("lifecycle-event.schema.json", None),
