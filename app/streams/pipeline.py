@@ -1,0 +1,202 @@
+"""The Faust app: one agent over both inputs, the customer table, wake-ups.
+
+Faust notes that shape this module:
+- The agent runs at concurrency 1: at higher concurrency Faust can commit an
+  offset past a record still in flight, and that record is skipped after a
+  restart.
+- Tables can only be written while an event is processed, so the wake-up
+  timer publishes to a topic keyed like the table and the agent does the
+  release when it reads it.
+- Table values are bytes assigned whole; Faust persists only assignments.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+import mode
+from faust.types import EventT, StreamT
+
+from app import metrics
+from app.engine import Policy, load_policy
+from app.settings import Settings
+from app.streams.handler import Headers, InputRecord, RecordHandler
+from app.streams.transactions import TactApp
+
+logger = logging.getLogger(__name__)
+
+TABLE_NAME = "customers"
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The customer table's changelog, as Faust names it."""
+    return f"{settings.app_id}-{TABLE_NAME}-changelog"
+
+
+class FaustOutputs:
+    """Sends through Faust, so that exactly-once mode puts them in the event's
+    transaction."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._topics: dict[str, Any] = {}
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+    ) -> None:
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._topics[topic] = self._app.topic(
+                topic, key_serializer="raw", value_serializer="raw"
+            )
+        await channel.send(key=key, value=value, headers=headers or None)
+
+
+class TableStore:
+    """The customer table seen as bytes in, bytes out."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._table.get(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._table[key] = value
+
+
+def rocksdb_options(settings: Settings) -> dict[str, int]:
+    """Memory per partition database: `write_buffers` x `write_buffer_bytes`
+    of memtables plus a block cache of `block_cache_bytes`."""
+    return {
+        "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+        "max_write_buffer_number": settings.rocksdb_write_buffers,
+        "block_cache_size": settings.rocksdb_block_cache_bytes,
+        "block_cache_compressed_size": 0,
+    }
+
+
+def create_app(
+    settings: Settings, policy: Policy | None = None, partitions: int | None = None
+) -> faust.App:
+    """Build the worker's Faust app; nothing connects until it starts."""
+    policy = policy or load_policy(settings.policy_path)
+    partitions = partitions or settings.partitions
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    brokers = [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")]
+    app = TactApp(
+        settings.app_id,
+        broker=brokers,
+        store="rocksdb://",
+        datadir=str(data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
+        # An unexpected error stops the worker instead of looping the agent:
+        # the committed offset is kept and the orchestrator restarts it.
+        agent_supervisor=mode.CrashingSupervisor,
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    inputs = app.topic(
+        settings.topic_lifecycle,
+        settings.topic_intents,
+        settings.topic_wakeups,
+        settings.topic_repartition,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    customers = app.Table(
+        TABLE_NAME,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=rocksdb_options(settings),
+    )
+    handler = RecordHandler(
+        settings, policy, partitions, TableStore(customers), FaustOutputs(app)
+    )
+    wakeups = app.topic(
+        settings.topic_wakeups, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(inputs, concurrency=1)
+    async def decide_records(stream: StreamT[bytes]) -> None:
+        event: EventT[bytes]
+        async for event in stream.events():
+            message = event.message
+            await handler.handle(
+                InputRecord(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    timestamp_ms=_timestamp_ms(message.timestamp),
+                    key=message.key,
+                    value=message.value,
+                    headers=_headers(message.headers),
+                )
+            )
+
+    @customers.on_recover
+    async def rebuild_due_index() -> None:
+        handler.rebuild_index(customers.items())
+        metrics.ready.set(1)
+
+    @app.timer(settings.wakeup_interval_s)
+    async def send_wakeups() -> None:
+        if app.rebalancing:
+            return
+        for key, value in handler.due_wakeups():
+            await wakeups.send(key=key, value=value)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # untyped signal
+    async def mark_unready(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        metrics.ready.set(0)
+
+    from app.web.views import register_views
+
+    register_views(app, settings, policy, customers, handler)
+    metrics.info.labels(_version(), policy.version, settings.processing_guarantee).set(
+        1
+    )
+    logger.info(
+        "app built policy=%s partitions=%d guarantee=%s",
+        policy.version,
+        partitions,
+        settings.processing_guarantee,
+    )
+    return app
+
+
+def _timestamp_ms(timestamp: float | None) -> int | None:
+    return None if timestamp is None else int(timestamp * 1000)
+
+
+def _headers(headers: Any) -> Headers:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), bytes(v or b"")) for k, v in items]
+
+
+def _version() -> str:
+    from app import __version__
+
+    return __version__

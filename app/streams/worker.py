@@ -1,0 +1,44 @@
+"""`tact worker`: check the topics, then run the Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from app.engine import load_policy
+from app.errors import TactError
+from app.settings import Settings
+from app.streams.pipeline import create_app
+from app.streams.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a worker until it is stopped; return an exit status on start-up errors."""
+    try:
+        settings = Settings.from_env()
+        policy = load_policy(settings.policy_path)
+        partitions = asyncio.run(ensure_topics(settings))
+    except TactError as exc:
+        print(f"tact worker: {exc}", file=sys.stderr)
+        return 2
+    # asyncio.run() closed its loop; Faust's worker wants a current one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = create_app(settings, policy=policy, partitions=partitions)
+    sys.argv = [
+        "tact",
+        "worker",
+        "--loglevel",
+        settings.log_level,
+        "--web-bind",
+        settings.web_bind,
+        "--web-port",
+        str(settings.web_port),
+        "--web-host",
+        settings.web_host,
+        *(argv or []),
+    ]
+    app.main()
+    return 0

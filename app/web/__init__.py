@@ -1,0 +1,1 @@
+"""HTTP endpoints served by each worker's Faust web server."""
