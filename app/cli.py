@@ -32,6 +32,10 @@ _DELEGATES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tact` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATES:
+        # The delegate parses its own options; argparse would reject them here.
+        return _delegate(argparse.Namespace(command=argv[0], extra=argv[1:]))
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
