@@ -44,6 +44,7 @@ from app.engine.state import (
     CustomerState,
     IdBucket,
     Pending,
+    bucket_width,
     find_id,
     forget_ids,
     remember_id,
@@ -67,8 +68,6 @@ CHECKS = (
     quiet_hours.check,
 )
 EXEMPT_CHECKS = (expired.check,)
-# Id memories are split into this many buckets per retention period.
-BUCKETS_PER_RETENTION = 8
 
 
 def apply(
@@ -100,21 +99,26 @@ def apply(
         event.event_id,
         1,
         now_us,
-        _bucket_width(policy.applied_events_us),
+        bucket_width(policy.applied_events_us),
+        policy.max_ids,
     )
 
     # 2. Erasure.
     if account_erased.is_erasure(event):
         return _erase(state, event, now_us, policy)
 
-    # 3. What each rule keeps.
+    # 3. What each rule keeps. Entities are only dropped here, when events
+    # arrive: lookups ignore an entity past its `retain` anyway, and scanning
+    # them on every intent would cost more than keeping them a little longer.
+    state = state._replace(
+        entities=entity_state.forget_stale(state.entities, now_us, policy)
+    )
     entities, blocked = entity_state.entities_after(state, event, policy)
     cooldowns, opened = cooldown.cooldowns_after(state, event, now_us, policy)
     timezone = state.timezone
     if event.type == PROFILE_UPDATED:
         timezone = event.attributes.get("timezone") or timezone
-    new_state = replace(
-        state,
+    new_state = state._replace(
         applied=applied,
         closed_us=account_closed.closed_at(state, event),
         opt_outs=consent.opt_outs_after(state, event),
@@ -175,7 +179,7 @@ def decide(state: CustomerState, intent: Intent, now: datetime, policy: Policy) 
             reasons = (pending_limit.reason(policy),)
             return _final(state, intent, 0, SUPPRESSED, reasons, now_us, policy)
         waiting = Pending(intent, due_us, 0)
-        return Step(replace(state, pending=(*state.pending, waiting)))
+        return Step(state._replace(pending=(*state.pending, waiting)))
 
     # 3. Due now.
     return _evaluate(state, intent, 0, now_us, policy, rules)
@@ -193,7 +197,7 @@ def release(state: CustomerState, now: datetime, policy: Policy) -> Step:
     due = sorted((p for p in state.pending if p.due_us <= now_us), key=_due_time)
     if not due:
         return Step(state)
-    state = replace(state, pending=tuple(p for p in state.pending if p.due_us > now_us))
+    state = state._replace(pending=tuple(p for p in state.pending if p.due_us > now_us))
     decisions: list[Decision] = []
     approved: list[dict[str, Any]] = []
     for pending in due:
@@ -248,7 +252,7 @@ def _evaluate(
     number = decisions_so_far + 1
     decision = _decision(intent, number, DEFERRED, reasons, release_us, now_us, policy)
     waiting = Pending(intent, release_us, number)
-    return Step(replace(state, pending=(*state.pending, waiting)), (decision,))
+    return Step(state._replace(pending=(*state.pending, waiting)), (decision,))
 
 
 def _approve(
@@ -261,8 +265,7 @@ def _approve(
 ) -> Step:
     number = decisions_so_far + 1
     decision = _decision(intent, number, APPROVED, (), None, now_us, policy)
-    new_state = replace(
-        state,
+    new_state = state._replace(
         sent=frequency_cap.sent_after_approval(state, intent, now_us, rules),
         dedupe_keys=dedupe.keys_after_approval(state, intent, now_us, policy),
         recent=late_veto.recent_after_approval(state, intent, now_us, policy, rules),
@@ -290,7 +293,7 @@ def _final(
     number = decisions_so_far + 1
     decision = _decision(intent, number, outcome, reasons, None, now_us, policy)
     decided = _remember_decided(state, intent.intent_id, number, now_us, policy)
-    return Step(replace(state, decided=decided), (decision,))
+    return Step(state._replace(decided=decided), (decision,))
 
 
 def _suppress_duplicate(
@@ -308,11 +311,11 @@ def _suppress_duplicate(
         pending = tuple(
             replace(p, decisions=number) if p is earlier else p for p in state.pending
         )
-        new_state = replace(state, pending=pending)
+        new_state = state._replace(pending=pending)
     else:
         number = earlier + 1
         decided = _remember_decided(state, intent.intent_id, number, now_us, policy)
-        new_state = replace(state, decided=decided)
+        new_state = state._replace(decided=decided)
     decision = _decision(intent, number, SUPPRESSED, reasons, None, now_us, policy)
     return Step(new_state, (decision,))
 
@@ -366,7 +369,8 @@ def _remember_decided(
         intent_id,
         number,
         now_us,
-        _bucket_width(policy.decided_intents_us),
+        bucket_width(policy.decided_intents_us),
+        policy.max_ids,
     )
 
 
@@ -377,43 +381,24 @@ def _forget(state: CustomerState, now_us: int, policy: Policy) -> CustomerState:
     sent = frequency_cap.forget_old(state.sent, now_us, policy)
     dedupe_keys = dedupe.forget_old(state.dedupe_keys, now_us, policy)
     recent = late_veto.forget_old(state.recent, now_us, policy)
-    entities = entity_state.forget_stale(state.entities, now_us, policy)
     cooldowns = cooldown.forget_ended(state.cooldowns, now_us)
-    decided = forget_ids(
-        state.decided,
-        now_us,
-        policy.decided_intents_us,
-        _bucket_width(policy.decided_intents_us),
-        policy.max_ids,
-    )
-    applied = forget_ids(
-        state.applied,
-        now_us,
-        policy.applied_events_us,
-        _bucket_width(policy.applied_events_us),
-        policy.max_ids,
-    )
+    decided_us, applied_us = policy.decided_intents_us, policy.applied_events_us
+    decided = forget_ids(state.decided, now_us, decided_us, bucket_width(decided_us))
+    applied = forget_ids(state.applied, now_us, applied_us, bucket_width(applied_us))
     if (
         sent is state.sent
         and dedupe_keys is state.dedupe_keys
         and recent is state.recent
-        and entities is state.entities
         and cooldowns is state.cooldowns
         and decided is state.decided
         and applied is state.applied
     ):
         return state
-    return replace(
-        state,
+    return state._replace(
         sent=sent,
         dedupe_keys=dedupe_keys,
         recent=recent,
-        entities=entities,
         cooldowns=cooldowns,
         decided=decided,
         applied=applied,
     )
-
-
-def _bucket_width(retain_us: int) -> int:
-    return max(retain_us // BUCKETS_PER_RETENTION, SECOND_US)

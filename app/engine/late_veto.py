@@ -14,7 +14,7 @@ from app.engine.policy import Cooldown, Policy, RuleSet
 from app.engine.records import EntityRef, Intent, LifecycleEvent
 from app.engine.rules import cooldown as cooldown_rule
 from app.engine.rules import entity_state
-from app.engine.state import CustomerState, RecentApproval
+from app.engine.state import CustomerState, RecentApproval, drop_before
 
 
 def find(
@@ -77,7 +77,4 @@ def recent_after_approval(
 def forget_old(
     recent: tuple[RecentApproval, ...], now_us: int, policy: Policy
 ) -> tuple[RecentApproval, ...]:
-    cutoff = now_us - policy.late_veto_us
-    if recent and recent[0].at_us < cutoff:
-        return tuple(r for r in recent if r.at_us >= cutoff)
-    return recent
+    return drop_before(recent, now_us - policy.late_veto_us)

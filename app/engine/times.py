@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -48,11 +49,16 @@ def to_us(moment: datetime) -> int:
 
 def from_us(us: int) -> datetime:
     """The UTC datetime of a microsecond timestamp."""
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + MICROSECOND * us
 
 
+@lru_cache(maxsize=1 << 14)
 def format_us(us: int) -> str:
-    """RFC 3339 text in UTC with a `Z`, fractions only when there are any."""
+    """RFC 3339 text in UTC with a `Z`, fractions only when there are any.
+
+    Cached: one decision formats the same few instants several times (its
+    own time, the times its reasons name), and formatting is not cheap.
+    """
     text = from_us(us).isoformat()
     return text[:-6] + "Z"
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from app.engine.decision import Reason
 from app.engine.policy import Policy, RuleSet
 from app.engine.records import Intent
 from app.engine.rules import NO_OBJECTIONS, Objection
-from app.engine.state import CustomerState
+from app.engine.state import (
+    CustomerState,
+    IdBucket,
+    bucket_width,
+    find_id,
+    forget_ids,
+    remember_id,
+)
 from app.engine.times import format_duration, format_us
 
 RULE = "dedupe"
@@ -19,9 +24,9 @@ def check(
 ) -> tuple[Objection, ...]:
     window_us = policy.dedupe_window_us
     key = intent.dedupe_key
-    if window_us is None or key is None:
+    if window_us is None or key is None or not state.dedupe_keys:
         return NO_OBJECTIONS
-    approved_us = state.dedupe_keys.get(key)
+    approved_us = find_id(state.dedupe_keys, key)
     if approved_us is None or now_us - approved_us >= window_us:
         return NO_OBJECTIONS
     detail = (
@@ -33,21 +38,22 @@ def check(
 
 def keys_after_approval(
     state: CustomerState, intent: Intent, now_us: int, policy: Policy
-) -> Mapping[str, int]:
-    if policy.dedupe_window_us is None or intent.dedupe_key is None:
+) -> tuple[IdBucket, ...]:
+    """Remember the key with its approval time, for the dedupe window."""
+    window_us = policy.dedupe_window_us
+    if window_us is None or intent.dedupe_key is None:
         return state.dedupe_keys
-    return {**state.dedupe_keys, intent.dedupe_key: now_us}
+    width_us = bucket_width(window_us)
+    key = intent.dedupe_key
+    return remember_id(state.dedupe_keys, key, now_us, now_us, width_us, policy.max_ids)
 
 
 def forget_old(
-    keys: Mapping[str, int], now_us: int, policy: Policy
-) -> Mapping[str, int]:
+    keys: tuple[IdBucket, ...], now_us: int, policy: Policy
+) -> tuple[IdBucket, ...]:
     window_us = policy.dedupe_window_us
     if not keys:
         return keys
     if window_us is None:
-        return {}
-    cutoff = now_us - window_us
-    if all(at_us > cutoff for at_us in keys.values()):
-        return keys
-    return {key: at_us for key, at_us in keys.items() if at_us > cutoff}
+        return ()
+    return forget_ids(keys, now_us, window_us, bucket_width(window_us))

@@ -7,13 +7,14 @@ a calendar-day window (the customer's local day) frees all at local midnight.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 from app.engine.decision import Reason
 from app.engine.policy import DAY_CAP_HISTORY_US, FrequencyCap, Policy, RuleSet
 from app.engine.records import Intent
 from app.engine.rules import NO_OBJECTIONS, Objection, customer_zone
-from app.engine.state import CustomerState, Sent
+from app.engine.state import CustomerState, Sent, drop_before
 from app.engine.times import format_duration, format_us, from_us, to_us
 
 RULE = "frequency_cap"
@@ -44,15 +45,22 @@ def sent_after_approval(
 
 def forget_old(sent: tuple[Sent, ...], now_us: int, policy: Policy) -> tuple[Sent, ...]:
     """History older than the longest cap window can no longer count."""
-    cutoff = now_us - policy.send_history_us
-    if sent and sent[0].at_us <= cutoff:
-        return tuple(s for s in sent if s.at_us > cutoff)
-    return sent
+    return drop_before(sent, now_us - policy.send_history_us + 1)
 
 
 def _check_cap(
     cap: FrequencyCap, intent: Intent, state: CustomerState, now_us: int, policy: Policy
 ) -> Objection | None:
+    # Most intents are far below the cap: count over the longest window
+    # first and skip the local-time work when even that is under the limit.
+    longest_us = now_us - cap.history_us
+    matching = [
+        s.at_us
+        for s in state.sent
+        if longest_us < s.at_us <= now_us and cap.selector.covers(s.channel, s.category)
+    ]
+    if len(matching) < cap.max:
+        return None
     zone = None
     if cap.per_us is not None:
         # Rolling: a send counts while it is younger than the window.
@@ -64,14 +72,10 @@ def _check_cap(
         if zone is None:
             # No local day to go by: count the longest a local day can be,
             # which can only overcount.
-            lowest_us = now_us - DAY_CAP_HISTORY_US
+            lowest_us = longest_us
         else:
             lowest_us, next_midnight_us, since_text = _local_day(now_us, zone)
-    counted = sorted(
-        s.at_us
-        for s in state.sent
-        if lowest_us <= s.at_us <= now_us and cap.selector.covers(s.channel, s.category)
-    )
+    counted = sorted(at_us for at_us in matching if at_us >= lowest_us)
     if len(counted) < cap.max:
         return None
     if cap.per_us is None and zone is None:
@@ -96,7 +100,11 @@ def _name(intent: Intent, cap: FrequencyCap) -> str:
 
 def _local_day(now_us: int, zone: tzinfo) -> tuple[int, int, str]:
     """Local midnight before now, the next local midnight, and the first as text."""
-    today = from_us(now_us).astimezone(zone).date()
+    return _day_bounds(from_us(now_us).astimezone(zone).date(), zone)
+
+
+@lru_cache(maxsize=1 << 12)
+def _day_bounds(today: date, zone: tzinfo) -> tuple[int, int, str]:
     midnight = datetime.combine(today, time(0), tzinfo=zone)
     next_midnight = datetime.combine(today + _ONE_DAY, time(0), tzinfo=zone)
     return (

@@ -162,7 +162,18 @@ def test_entity_is_forgotten_after_retain(
     )
 
     assert outcome_of(step) == "approved"
-    assert not step.state.entities
+
+
+def test_forgotten_entities_leave_the_state_with_the_next_event(
+    make_policy: MakePolicy, make_event: MakeEvent, empty_state: CustomerState
+) -> None:
+    policy = _booking_policy(make_policy, retain="7d")
+    cancelled = make_event("booking.cancelled", entity=BOOKING)
+    later = make_event("consent.opted_in", occurred_at="2026-03-09T09:00:00Z")
+
+    state = apply_all(empty_state, [cancelled, later], policy)
+
+    assert not state.entities
 
 
 def test_every_blocked_entity_is_a_reason(
