@@ -172,6 +172,10 @@ def decide(state: CustomerState, intent: Intent, now: datetime, policy: Policy) 
     if intent.send_us is not None and intent.send_us > due_us:
         due_us = intent.send_us
     if due_us > now_us:
+        has_expired = expired.check(intent, state, now_us, policy, rules)
+        if has_expired:
+            reasons = tuple(objection.reason for objection in has_expired)
+            return _final(state, intent, 0, SUPPRESSED, reasons, now_us, policy)
         too_late = expired.wait_passes_expiry(intent, due_us, "waiting")
         if too_late is not None:
             return _final(state, intent, 0, SUPPRESSED, (too_late,), now_us, policy)
