@@ -19,6 +19,7 @@ MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
 KUSTOMIZATION = KUBERNETES / "kustomization.yaml"
 SCRAPE_CONFIG = DEPLOY / "prometheus" / "prometheus-kubernetes.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
+GUIDE = DEPLOY / "README.md"
 MiB = 1024 * 1024
 QUANTITY_UNITS = {"Ki": 1024, "Mi": MiB, "Gi": 1024 * MiB}
 # Python, faust, aiokafka's fetch and send buffers and the decoded records
@@ -87,6 +88,11 @@ def _bytes(quantity: str) -> int:
     match = re.fullmatch(r"(\d+)([KMG]i)", quantity)
     assert match, f"{quantity!r} is not a quantity like 1536Mi"
     return int(match[1]) * QUANTITY_UNITS[match[2]]
+
+
+def _states(document: Path, size: int) -> bool:
+    """Whether a document states an arithmetic result of `size` bytes."""
+    return re.search(rf"=\s+{size // MiB} MiB", document.read_text()) is not None
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
@@ -167,7 +173,9 @@ def test_memory_fits_the_rocksdb_budget_of_every_partition() -> None:
     limit = _bytes(resources["limits"]["memory"])
     assert _bytes(resources["requests"]["memory"]) == limit
     assert limit >= budget + PROCESS_HEADROOM_BYTES
-    assert f"= {budget // MiB} MiB" in (KUBERNETES / "statefulset.yaml").read_text()
+    for stated_in in (KUBERNETES / "statefulset.yaml", GUIDE):
+        assert _states(stated_in, budget), f"{stated_in.name} gives another budget"
+    assert _states(GUIDE, limit)
 
 
 def test_settings_are_all_tact_variables() -> None:

@@ -20,6 +20,7 @@ ALERTS = PROMETHEUS / "alerts.yaml"
 ALERT_TESTS = PROMETHEUS / "alerts.test.yaml"
 SEVERITIES = {"critical", "warning"}
 CHECKED_CONFIGS = ["prometheus.yml", "prometheus-compose.yml"]
+GUIDE = DEPLOY / "README.md"
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -117,3 +118,12 @@ def test_alerts_the_operators_rely_on_exist() -> None:
     names = {rule["alert"] for rule in _rules()}
 
     assert expected <= names
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule["alert"])
+def test_every_alert_has_a_row_in_the_operators_guide(rule: dict[str, Any]) -> None:
+    guide = GUIDE.read_text()
+
+    row = f"| `{rule['alert']}` | {rule['labels']['severity']} |"
+
+    assert row in guide
