@@ -155,20 +155,31 @@ def state_view(value: Any) -> Any:
     microsecond times (fields ending in ``_us``) as RFC 3339 strings."""
     if isinstance(value, Intent):
         return value.raw
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    names = _field_names(value)
+    if names is not None:
         view: dict[str, Any] = {}
-        for spec in dataclasses.fields(value):
-            item = getattr(value, spec.name)
-            if spec.name.endswith("_us") and isinstance(item, int):
-                view[spec.name[: -len("_us")] + "_at"] = format_us(item)
+        for name in names:
+            item = getattr(value, name)
+            if name.endswith("_us") and (item is None or isinstance(item, int)):
+                stem = name[: -len("_us")]
+                shown = None if item is None else format_us(item)
+                view[stem if stem == "at" else f"{stem}_at"] = shown
             else:
-                view[spec.name] = state_view(item)
+                view[name] = state_view(item)
         return view
     if isinstance(value, Mapping):
         return {_key(k): state_view(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [state_view(item) for item in value]
     return value
+
+
+def _field_names(value: Any) -> tuple[str, ...] | None:
+    """Field names of a dataclass or named tuple; None for anything else."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(spec.name for spec in dataclasses.fields(value))
+    fields: tuple[str, ...] | None = getattr(type(value), "_fields", None)
+    return fields if isinstance(value, tuple) else None
 
 
 def _key(key: Any) -> str:

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.broker import Broker, session_broker
 from tests.support.kafka_io import wait_for_leaders
+from tests.support.worker import Stack, WorkerProcess
 
 TopicFactory = Callable[..., Awaitable[str]]
 
@@ -63,3 +64,46 @@ async def create_topic(
         if created:
             await admin.delete_topics(created)
         await admin.close()
+
+
+@pytest.fixture
+def make_stack(
+    bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> Callable[..., Stack]:
+    """A fresh set of topic names, consumer group and policy for one test."""
+
+    def make(policy: str | Path, partitions: int = 4, **env: str) -> Stack:
+        if isinstance(policy, str):
+            path = tmp_path / f"policy-{uuid.uuid4().hex[:6]}.yaml"
+            path.write_text(policy)
+            policy = path
+        return Stack(
+            bootstrap=bootstrap,
+            prefix=unique_name("tact"),
+            policy=policy,
+            partitions=partitions,
+            extra_env=env,
+        )
+
+    return make
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `tact worker` processes; every one is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(stack: Stack, data_dir: Path | None = None) -> WorkerProcess:
+        number = len(started)
+        worker = WorkerProcess(
+            stack,
+            data_dir or tmp_path / f"worker-{number}",
+            tmp_path / f"worker-{number}.log",
+        )
+        started.append(worker.start())
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.support.broker import START_TIMEOUT_S
@@ -63,3 +66,44 @@ async def read_all(
         return records
     finally:
         await consumer.stop()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes | None]],
+    partition: int | None = None,
+) -> list[int]:
+    """Produce (key, value) pairs in order, murmur2-partitioned unless
+    `partition` is given; return their offsets."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        offsets = []
+        for key, value in records:
+            meta = await producer.send_and_wait(
+                topic, value, key=key, partition=partition
+            )
+            offsets.append(meta.offset)
+        return offsets
+    finally:
+        await producer.stop()
+
+
+async def wait_for_records(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    done: Callable[[list[dict[str, Any]]], bool],
+    timeout_s: float = 60.0,
+) -> list[dict[str, Any]]:
+    """Read `topic` (JSON values) until `done(values)` holds; fail on timeout."""
+    deadline = time.monotonic() + timeout_s
+    values: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        records = await read_all(bootstrap, topic, partitions)
+        values = [orjson.loads(v) for _, _, v in records if v is not None]
+        if done(values):
+            return values
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{topic}: condition not met in {timeout_s}s; got {values}")
