@@ -173,6 +173,10 @@ class Policy:
         return rule_set
 
     def _build_rule_set(self, channel: str, category: str) -> RuleSet:
+        if category in self.exempt_categories:
+            # Exempt sends are neither checked by these rules nor counted by
+            # them: a booking confirmation must not use up a marketing cap.
+            return RuleSet(True, (), (), (), (), (), is_capped=False)
         caps = tuple(
             c for c in self.frequency_caps if c.selector.covers(channel, category)
         )

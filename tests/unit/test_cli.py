@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def test_worker_without_the_streaming_layer_says_so(
     def refuse(name: str) -> None:
         raise ImportError(f"No module named {name!r}")
 
-    monkeypatch.setattr(cli.importlib, "import_module", refuse)
+    monkeypatch.setattr(importlib, "import_module", refuse)
 
     status = cli.main(["worker", "--flag"])
 
@@ -90,7 +91,7 @@ def test_demo_passes_extra_arguments_through(monkeypatch: pytest.MonkeyPatch) ->
             received.append(args)
             return 0
 
-    monkeypatch.setattr(cli.importlib, "import_module", lambda name: Demo)
+    monkeypatch.setattr(importlib, "import_module", lambda name: Demo)
 
     status = cli.main(["demo", "--customers", "3", "extra"])
 

@@ -164,3 +164,21 @@ def test_day_cap_fails_closed_without_a_timezone(
 
     assert rules_of(step) == ["frequency_cap"]
     assert "timezone is unknown" in step.decisions[0].reasons[0].detail
+
+
+def test_exempt_sends_neither_hit_nor_use_up_the_cap(
+    make_policy: MakePolicy, make_intent: MakeIntent, empty_state: CustomerState
+) -> None:
+    policy = make_policy(
+        categories={"transactional": {"exempt": True}},
+        frequency_caps=[{"channels": ["push"], "max": 1, "per": "24h"}],
+    )
+    state = _send(empty_state, make_intent, "2026-03-11T12:00:00Z", policy)
+    state = _send(
+        state, make_intent, "2026-03-11T12:01:00Z", policy, category="transactional"
+    )
+
+    step = decide_at(state, make_intent(channel="push"), "2026-03-11T13:00:00Z", policy)
+
+    assert len(state.sent) == 1
+    assert rules_of(step) == ["frequency_cap"]
