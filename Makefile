@@ -16,16 +16,17 @@ help: ## List the targets
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tact needs Python 3.11+; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "install: installing Tact and its dev tools into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install --disable-pip-version-check --upgrade pip \
+		>$(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]' \
+		>>$(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@touch $@
 
 install: $(BIN)/.installed ## Create .venv and install Tact with its dev tools (quick when nothing changed)
 
 run: install ## Start the local Kafka and a worker, then play the motivating story through them
-	@$(KAFKA) up
-	@echo "tact: the local Kafka runs; the worker is not wired in yet (make kafka-down stops it)"
-
+	@bash deploy/run-local.sh
 
 demo-replay: install ## Print the motivating story's decisions as a table (offline, no Kafka)
 	@$(BIN)/tact replay --policy deploy/examples/travel-policy.yaml --format table \
