@@ -69,7 +69,7 @@ def test_local_config_scrapes_the_worker_on_port_6066_as_job_tact() -> None:
 
 
 @pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule["alert"])
-def test_every_alert_waits_has_a_severity_and_tells_what_to_do(
+def test_every_alert_waits_before_firing_and_says_how_bad_and_what_to_do(
     rule: dict[str, Any],
 ) -> None:
     annotations = rule.get("annotations", {})
