@@ -133,14 +133,22 @@ def decode_intent(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Intent:
     return _intent_from_object(_require_object(value, "intent", limits, is_shallow))
 
 
-def event_from_value(value: object, limits: Limits = DEFAULT_LIMITS) -> LifecycleEvent:
-    """Check an already decoded lifecycle event (a replay line's `value`)."""
-    return _event_from_object(_require_object(value, "event", limits, False))
+def event_from_value(
+    value: object, limits: Limits = DEFAULT_LIMITS, *, is_shallow: bool = False
+) -> LifecycleEvent:
+    """Check an already decoded lifecycle event (a replay line's `value`).
+
+    `is_shallow` says the caller already knows the value is within the
+    depth limit, which saves walking it.
+    """
+    return _event_from_object(_require_object(value, "event", limits, is_shallow))
 
 
-def intent_from_value(value: object, limits: Limits = DEFAULT_LIMITS) -> Intent:
+def intent_from_value(
+    value: object, limits: Limits = DEFAULT_LIMITS, *, is_shallow: bool = False
+) -> Intent:
     """Check an already decoded notification intent (a replay line's `value`)."""
-    return _intent_from_object(_require_object(value, "intent", limits, False))
+    return _intent_from_object(_require_object(value, "intent", limits, is_shallow))
 
 
 def _event_from_object(obj: dict[str, Any]) -> LifecycleEvent:

@@ -109,11 +109,14 @@ def parse_line(raw: bytes, line: int, limits: Limits = DEFAULT_LIMITS) -> Replay
     value = envelope.get("value")
     if value is None:
         raise RecordError(MISSING_FIELD, "line.value is required")
+    # The value sits one level below the line, and no deeper than the line
+    # has opening brackets.
+    is_shallow = raw.count(b"{") + raw.count(b"[") - 1 <= limits.max_depth
     record: LifecycleEvent | Intent
     if topic == LIFECYCLE_TOPIC:
-        record = event_from_value(value, limits)
+        record = event_from_value(value, limits, is_shallow=is_shallow)
     else:
-        record = intent_from_value(value, limits)
+        record = intent_from_value(value, limits, is_shallow=is_shallow)
     return ReplayRecord(line, timestamp_us, record)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.engine import CustomerState
 from app.engine.policy import Policy
 from tests.unit.engine.helpers import (
@@ -119,5 +121,31 @@ def test_cooldown_only_covers_its_categories(
     step = decide_at(
         state, make_intent(category="service"), "2026-03-02T00:00:00Z", policy
     )
+
+    assert outcome_of(step) == "approved"
+
+
+@pytest.mark.xfail(strict=True, reason="a close seen before its open is not remembered")
+def test_case_closed_before_its_opening_arrives_does_not_pause(
+    make_policy: MakePolicy,
+    make_intent: MakeIntent,
+    make_event: MakeEvent,
+    empty_state: CustomerState,
+) -> None:
+    policy = _policy(make_policy)
+    state = apply_all(
+        empty_state,
+        [
+            make_event(
+                "care.case_closed",
+                attributes={"case_id": "cs-1"},
+                occurred_at="2026-03-02T09:00:00Z",
+            ),
+            make_event("care.case_opened", attributes={"case_id": "cs-1"}),
+        ],
+        policy,
+    )
+
+    step = decide_at(state, make_intent(), "2026-03-03T10:00:00Z", policy)
 
     assert outcome_of(step) == "approved"
