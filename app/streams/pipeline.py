@@ -22,6 +22,7 @@ from faust.types import EventT, StreamT
 
 from app import metrics
 from app.engine import Policy, load_policy
+from app.logs import logging_config
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
 from app.streams.transactions import TactApp
@@ -113,6 +114,7 @@ def create_app(
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
+        logging_config=logging_config(settings),
     )
 
     inputs = app.topic(

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import sys
 
+from aiokafka.errors import KafkaError
+
 from app.engine import load_policy
 from app.errors import TactError
 from app.settings import Settings
@@ -23,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
         partitions = asyncio.run(ensure_topics(settings))
     except TactError as exc:
         print(f"tact worker: {exc}", file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        print(
+            f"tact worker: cannot reach Kafka at {settings.bootstrap_servers} "
+            f"({exc}); check TACT_BOOTSTRAP_SERVERS and that the broker runs",
+            file=sys.stderr,
+        )
         return 2
     # asyncio.run() closed its loop; Faust's worker wants a current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
