@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app.settings import describe
 from tests.unit.deploy.prometheus_tools import DEPLOY
 
 COMPOSE_DIR = DEPLOY / "compose"
@@ -117,12 +118,13 @@ def test_worker_reaches_kafka_by_service_name_and_waits_until_it_is_healthy(
 
 
 @pytest.mark.parametrize("name", WORKERS)
-def test_worker_settings_are_all_tact_variables(name: str) -> None:
+def test_worker_settings_are_all_tact_variables_the_worker_reads(name: str) -> None:
     env = _environment(_service(name))
 
-    foreign = [key for key in env if not key.startswith("TACT_")]
+    unknown = set(env) - {variable for variable, _, _ in describe()}
 
-    assert not foreign
+    assert all(key.startswith("TACT_") for key in env)
+    assert not unknown
 
 
 def test_each_worker_keeps_rocksdb_on_its_own_declared_volume() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 
+from app.settings import describe
 from tests.unit.deploy.prometheus_tools import DEPLOY, REPO
 
 DOCKERFILE = DEPLOY / "Dockerfile"
@@ -93,3 +94,12 @@ def test_every_copied_path_exists_in_the_repository() -> None:
     missing = [source for source in sources if not (REPO / source).exists()]
     assert sources
     assert not missing
+
+
+def test_every_tact_variable_the_image_sets_is_a_setting() -> None:
+    names = {name for name in _env() if name.startswith("TACT_")}
+
+    unknown = names - {variable for variable, _, _ in describe()}
+
+    assert names
+    assert not unknown
