@@ -1,0 +1,115 @@
+"""What SREs and CRM teams use: metrics, customer state, explain."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from tests.integration.test_pipeline import BK1, LIVE_POLICY, REMINDER, event, intent
+from tests.support.kafka_io import produce, wait_for_records
+from tests.support.worker import Stack, WorkerProcess
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+TOKEN = "test-token-8d1f"
+
+
+def metric_total(text: bytes, name: str) -> float:
+    """Sum of every sample of `name` in a Prometheus text exposition."""
+    pattern = re.compile(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
+    return sum(float(value) for value in pattern.findall(text.decode()))
+
+
+async def test_metrics_count_what_the_decisions_topic_holds(
+    make_stack: Callable[..., Stack], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    stack = make_stack(LIVE_POLICY, partitions=1)
+    worker = start_worker(stack)
+
+    await produce(
+        stack.bootstrap,
+        stack.intents,
+        [(b"c-m", intent(f"m-{i}", "c-m", channel="email")) for i in range(5)]
+        + [(b"c-m", intent("m-0", "c-m", channel="email")), (b"c-m", b"{broken")],
+    )
+    decisions = await wait_for_records(
+        stack.bootstrap, stack.decisions, 1, lambda got: len(got) >= 6
+    )
+    await wait_for_records(
+        stack.bootstrap, stack.dead_letters, 1, lambda g: len(g) >= 1
+    )
+    _, text = worker.get("/metrics")
+
+    assert metric_total(text, "tact_decisions_total") == len(decisions) == 6
+    assert metric_total(text, "tact_dead_letters_total") == 1
+    assert metric_total(text, "tact_records_consumed_total") == 7
+    assert b'outcome="suppressed",rule="duplicate_intent"' in text
+    assert metric_total(text, "tact_decision_latency_seconds_count") == 6
+    assert metric_total(text, "tact_ready") == 1
+    assert b"c-m" not in text
+
+
+async def test_customer_state_and_explain_answer_through_any_worker(
+    make_stack: Callable[..., Stack], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    stack = make_stack(LIVE_POLICY, partitions=4, TACT_API_TOKEN=TOKEN)
+    first = start_worker(stack)
+    second = start_worker(stack)
+    customers = [f"c-{i}" for i in range(8)]
+    await produce(
+        stack.bootstrap,
+        stack.lifecycle,
+        [
+            (c.encode(), event(f"{c}-e1", c, "booking.cancelled", entity=BK1))
+            for c in customers
+        ],
+    )
+    await produce(
+        stack.bootstrap,
+        stack.intents,
+        [(c.encode(), intent(f"{c}-probe", c, channel="email")) for c in customers],
+    )
+    await wait_for_records(
+        stack.bootstrap, stack.decisions, 4, lambda got: len(got) >= len(customers)
+    )
+    reminder = intent("explained", "c-3", about=[BK1], **REMINDER)
+
+    answers = [
+        (worker.get(f"/customers/{c}", token=TOKEN), c)
+        for worker in (first, second)
+        for c in customers
+    ]
+    unknown = first.get("/customers/c-nobody", token=TOKEN)
+    no_token = second.get("/customers/c-3")
+    explained = [
+        worker.request("POST", "/explain", body=reminder, token=TOKEN)
+        for worker in (first, second)
+    ]
+    bad_explain = first.request("POST", "/explain", body=b"{}", token=TOKEN)
+    await produce(stack.bootstrap, stack.intents, [(b"c-3", reminder)])
+    decided = await wait_for_records(
+        stack.bootstrap,
+        stack.decisions,
+        4,
+        lambda got: any(d["intent_id"] == "explained" for d in got),
+    )
+
+    for (status, body), customer in answers:
+        assert status == 200, (customer, body)
+        assert orjson.loads(body)["customer_id"] == customer
+        assert b"cancelled" in body
+    assert unknown[0] == 404
+    assert orjson.loads(unknown[1])["status"] == 404
+    assert no_token[0] == 401
+    for status, body in explained:
+        assert status == 200
+        answer = orjson.loads(body)
+        assert answer["decision"]["outcome"] == "suppressed"
+        assert [r["rule"] for r in answer["decision"]["reasons"]] == ["entity_state"]
+    assert bad_explain[0] == 400
+    actual = next(d for d in decided if d["intent_id"] == "explained")
+    assert actual["outcome"] == "suppressed"
+    assert actual["reasons"] == orjson.loads(explained[0][1])["decision"]["reasons"]
