@@ -23,8 +23,8 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 GUIDE = DEPLOY / "README.md"
 MiB = 1024 * 1024
 QUANTITY_UNITS = {"Ki": 1024, "Mi": MiB, "Gi": 1024 * MiB}
-# Python, faust, aiokafka's fetch and send buffers and the decoded records
-# need room beside RocksDB; below this the pod is OOM-killed under load.
+# The least the memory limit must leave beside RocksDB for Python, faust,
+# aiokafka's fetch and send buffers and the records being decoded.
 PROCESS_HEADROOM_BYTES = 512 * MiB
 DEFAULT_WRITE_BUFFERS = 2
 # A worker must have time to commit and close RocksDB after SIGTERM.
