@@ -9,6 +9,7 @@ same code runs under Faust and in tests.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,6 +122,9 @@ class RecordHandler:
         )
         self.due = DueIndex()
         self._pending: MutableMapping[str, int] = {}
+        self.customers = 0
+        # (topic, partition) -> (last processed offset, monotonic time of it)
+        self.progress: dict[tuple[str, int], tuple[int, float]] = {}
         self._kinds = {
             settings.topic_lifecycle: KIND_LIFECYCLE,
             settings.topic_intents: KIND_INTENT,
@@ -138,6 +142,10 @@ class RecordHandler:
         6. Update the due index and the metrics.
         """
         # 1. Classify and decode.
+        self.progress[(record.topic, record.partition)] = (
+            record.offset,
+            time.monotonic(),
+        )
         kind = self._kind_of(record)
         metrics.records_consumed.labels(record.topic, kind or "unknown").inc()
         if kind is None:
@@ -180,6 +188,7 @@ class RecordHandler:
         final = steps[-1].state if steps else state
 
         # 5. Write state first, then emit.
+        self._count_if_new(customer_id)
         self.store[customer_id.encode()] = encode_state(final)
         for step in steps:
             await self._emit(customer_id, step, record, now)
@@ -191,13 +200,17 @@ class RecordHandler:
         """Refill the due index from (key, value) pairs of the owned partitions."""
         self.due.clear()
         self._pending.clear()
+        self.customers = 0
         for key, value in items:
+            self.customers += 1
             state = decode_state(value)
             customer_id = key.decode() if isinstance(key, bytes) else str(key)
             self._track(customer_id, partition_for(customer_id, self.partitions), state)
         metrics.pending_intents.set(sum(self._pending.values()))
+        metrics.customers.set(self.customers)
         logger.info(
-            "due index rebuilt customers_with_pending=%d pending=%d",
+            "due index rebuilt customers=%d customers_with_pending=%d pending=%d",
+            self.customers,
             len(self.due),
             sum(self._pending.values()),
         )
@@ -237,6 +250,11 @@ class RecordHandler:
         if stored is None:
             return CustomerState.empty(customer_id)
         return decode_state(stored)
+
+    def _count_if_new(self, customer_id: str) -> None:
+        if self.store.get(customer_id.encode()) is None:
+            self.customers += 1
+            metrics.customers.set(self.customers)
 
     async def _emit(
         self, customer_id: str, step: Step, record: InputRecord, now: datetime

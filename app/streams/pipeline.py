@@ -13,6 +13,7 @@ Faust notes that shape this module:
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from app.streams.transactions import TactApp
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "customers"
+PROGRESS_INTERVAL_S = 5.0
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -156,10 +158,23 @@ def create_app(
                 )
             )
 
+    recovery_started = [time.monotonic()]
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # untyped signal
+    async def start_recovery_clock(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        recovery_started[0] = time.monotonic()
+
     @customers.on_recover
     async def rebuild_due_index() -> None:
         handler.rebuild_index(customers.items())
+        elapsed = time.monotonic() - recovery_started[0]
+        metrics.recovery_seconds.set(elapsed)
         metrics.ready.set(1)
+        logger.info("recovery done seconds=%.3f", elapsed)
+
+    @app.timer(PROGRESS_INTERVAL_S)
+    async def report_progress() -> None:
+        report_partition_progress(app, handler)
 
     @app.timer(settings.wakeup_interval_s)
     async def send_wakeups() -> None:
@@ -185,6 +200,22 @@ def create_app(
         settings.processing_guarantee,
     )
     return app
+
+
+def report_partition_progress(app: faust.App, handler: RecordHandler) -> None:
+    """Lag and age of the last processed record, per owned input partition."""
+    now = time.monotonic()
+    inputs = {*handler.settings.input_topics, *handler.settings.internal_topics}
+    for tp in app.consumer.assignment():
+        if tp.topic not in inputs:
+            continue
+        offset, at = handler.progress.get((tp.topic, tp.partition), (-1, None))
+        highwater = app.consumer.highwater(tp)
+        labels = (tp.topic, str(tp.partition))
+        if highwater is not None and highwater >= 0:
+            metrics.consumer_lag.labels(*labels).set(max(highwater - offset - 1, 0))
+        if at is not None:
+            metrics.last_record_age.labels(*labels).set(now - at)
 
 
 def _timestamp_ms(timestamp: float | None) -> int | None:

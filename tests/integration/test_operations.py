@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
 
 import orjson
@@ -23,6 +25,18 @@ def metric_total(text: bytes, name: str) -> float:
     return sum(float(value) for value in pattern.findall(text.decode()))
 
 
+async def metrics_once(
+    worker: WorkerProcess, ready: Callable[[bytes], bool], timeout_s: float = 15
+) -> bytes:
+    """The worker's metrics once `ready(text)` holds (gauges update on a timer)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, text = worker.get("/metrics")
+        if ready(text) or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.5)
+
+
 async def test_metrics_count_what_the_decisions_topic_holds(
     make_stack: Callable[..., Stack], start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -41,7 +55,7 @@ async def test_metrics_count_what_the_decisions_topic_holds(
     await wait_for_records(
         stack.bootstrap, stack.dead_letters, 1, lambda g: len(g) >= 1
     )
-    _, text = worker.get("/metrics")
+    text = await metrics_once(worker, lambda t: b"tact_consumer_lag_records{" in t)
 
     assert metric_total(text, "tact_decisions_total") == len(decisions) == 6
     assert metric_total(text, "tact_dead_letters_total") == 1
@@ -49,6 +63,9 @@ async def test_metrics_count_what_the_decisions_topic_holds(
     assert b'outcome="suppressed",rule="duplicate_intent"' in text
     assert metric_total(text, "tact_decision_latency_seconds_count") == 6
     assert metric_total(text, "tact_ready") == 1
+    assert metric_total(text, "tact_customers") == 1
+    assert metric_total(text, "tact_consumer_lag_records") == 0
+    assert metric_total(text, "tact_table_recovery_seconds") > 0
     assert b"c-m" not in text
 
 
