@@ -10,7 +10,14 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from tests.integration.test_pipeline import BK1, LIVE_POLICY, REMINDER, event, intent
+from tests.integration.test_pipeline import (
+    BK1,
+    LIVE_POLICY,
+    REMINDER,
+    event,
+    intent,
+    now_text,
+)
 from tests.support.kafka_io import produce, wait_for_records
 from tests.support.worker import Stack, WorkerProcess
 
@@ -42,24 +49,40 @@ async def test_metrics_count_what_the_decisions_topic_holds(
 ) -> None:
     stack = make_stack(LIVE_POLICY, partitions=1)
     worker = start_worker(stack)
+    before = now_text()
 
     await produce(
         stack.bootstrap,
         stack.intents,
-        [(b"c-m", intent(f"m-{i}", "c-m", channel="email")) for i in range(5)]
+        [(b"c-m", intent(f"m-{i}", "c-m", channel="email")) for i in range(4)]
+        + [(b"c-m", intent("m-4", "c-m", about=[BK1], **REMINDER))]
         + [(b"c-m", intent("m-0", "c-m", channel="email")), (b"c-m", b"{broken")],
     )
     decisions = await wait_for_records(
         stack.bootstrap, stack.decisions, 1, lambda got: len(got) >= 6
     )
+    # The reminder went out; a cancellation that happened before it but
+    # arrives only now is a late veto.
+    cancelled = event(
+        "c-m-e1", "c-m", "booking.cancelled", entity=BK1, occurred_at=before
+    )
+    await produce(stack.bootstrap, stack.lifecycle, [(b"c-m", cancelled)])
     await wait_for_records(
         stack.bootstrap, stack.dead_letters, 1, lambda g: len(g) >= 1
     )
-    text = await metrics_once(worker, lambda t: b"tact_consumer_lag_records{" in t)
+    text = await metrics_once(
+        worker,
+        lambda t: (
+            b"tact_consumer_lag_records{" in t
+            and metric_total(t, "tact_late_vetoes_total") > 0
+        ),
+    )
 
     assert metric_total(text, "tact_decisions_total") == len(decisions) == 6
     assert metric_total(text, "tact_dead_letters_total") == 1
-    assert metric_total(text, "tact_records_consumed_total") == 7
+    assert metric_total(text, "tact_records_consumed_total") == 8
+    assert metric_total(text, "tact_late_vetoes_total") == 1
+    assert b'entity_type="booking"' in text
     assert b'outcome="suppressed",rule="duplicate_intent"' in text
     assert metric_total(text, "tact_decision_latency_seconds_count") == 6
     assert metric_total(text, "tact_ready") == 1

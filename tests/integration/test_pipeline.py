@@ -48,7 +48,7 @@ frequency_caps:
 """
 
 
-def _now() -> str:
+def now_text() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -58,7 +58,7 @@ def event(event_id: str, customer: str, kind: str, **extra: Any) -> bytes:
             "event_id": event_id,
             "customer_id": customer,
             "type": kind,
-            "occurred_at": _now(),
+            "occurred_at": now_text(),
             **extra,
         }
     )
@@ -71,7 +71,7 @@ def intent(intent_id: str, customer: str, **extra: Any) -> bytes:
         "channel": "push",
         "category": "marketing",
         "campaign_id": "spring-sale",
-        "created_at": _now(),
+        "created_at": now_text(),
         **extra,
     }
     return orjson.dumps(fields)
