@@ -169,29 +169,40 @@ class RecordHandler:
             return
 
         # 3. Read state.
-        state = self._read_state(customer_id)
+        key = customer_id.encode()
+        stored = self.store.get(key)
+        state = (
+            CustomerState.empty(customer_id) if stored is None else decode_state(stored)
+        )
         now = self.clock()
 
         # 4. Decide.
         steps = []
         if state.next_due is not None and state.next_due <= now:
-            released = release(state, now, self.policy)
-            steps.append(released)
-            state = released.state
+            steps.append(release(state, now, self.policy))
             if isinstance(decoded, WakeUp):
                 lateness_us = max(_to_us(now) - decoded.due_us, 0)
                 metrics.release_lateness.observe(lateness_us / 1e6)
+        current = steps[-1].state if steps else state
         if kind == KIND_LIFECYCLE:
-            steps.append(apply(state, decoded, self.policy, now=now))
+            steps.append(apply(current, decoded, self.policy, now=now))
         elif kind == KIND_INTENT:
-            steps.append(decide(state, decoded, now, self.policy))
+            steps.append(decide(current, decoded, now, self.policy))
         final = steps[-1].state if steps else state
 
-        # 5. Write state first, then emit.
-        self._count_if_new(customer_id)
-        self.store[customer_id.encode()] = encode_state(final)
+        # 5. Write state first, then emit. An unchanged state (a wake-up with
+        # nothing due, an event already applied) is not written again.
+        if final is not state:
+            if stored is None:
+                self.customers += 1
+                metrics.customers.set(self.customers)
+            self.store[key] = encode_state(final)
         for step in steps:
-            await self._emit(customer_id, step, record, now)
+            await self._emit(customer_id, step)
+        is_decided_now = kind == KIND_INTENT and bool(steps[-1].decisions)
+        if is_decided_now and record.timestamp_ms is not None:
+            latency_s = now.timestamp() - record.timestamp_ms / 1000
+            metrics.decision_latency.observe(max(latency_s, 0.0))
 
         # 6. Index and metrics.
         self._track(customer_id, record.partition, final)
@@ -245,20 +256,7 @@ class RecordHandler:
             return decode_intent(value, self.limits)
         return decode_wakeup(value)
 
-    def _read_state(self, customer_id: str) -> CustomerState:
-        stored = self.store.get(customer_id.encode())
-        if stored is None:
-            return CustomerState.empty(customer_id)
-        return decode_state(stored)
-
-    def _count_if_new(self, customer_id: str) -> None:
-        if self.store.get(customer_id.encode()) is None:
-            self.customers += 1
-            metrics.customers.set(self.customers)
-
-    async def _emit(
-        self, customer_id: str, step: Step, record: InputRecord, now: datetime
-    ) -> None:
+    async def _emit(self, customer_id: str, step: Step) -> None:
         key = customer_id.encode()
         for decision in step.decisions:
             await self.outputs.send(
@@ -278,9 +276,6 @@ class RecordHandler:
             )
         for veto in step.late_vetoes:
             metrics.late_vetoes.labels(veto.rule, veto.entity_type or "none").inc()
-        if step.decisions and record.timestamp_ms is not None:
-            latency = now.timestamp() - record.timestamp_ms / 1000
-            metrics.decision_latency.observe(max(latency, 0.0))
 
     async def _on_wrong_partition(
         self, record: InputRecord, kind: str, customer_id: str
