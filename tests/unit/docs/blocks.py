@@ -58,12 +58,12 @@ def code_blocks(path: Path) -> list[Block]:
 
 
 def section(path: Path, heading: str) -> str:
-    """The text under a heading, up to the next heading of the same level."""
-    level = heading.split(" ", 1)[0]
+    """The text under a heading, up to the next heading of its level or above."""
+    level = len(heading.split(" ", 1)[0])
     text = path.read_text(encoding="utf-8")
     start = text.index(f"\n{heading}\n")
     rest = text[start + len(heading) + 2 :]
-    match = re.search(rf"^{level} ", rest, flags=re.MULTILINE)
+    match = re.search(rf"^#{{1,{level}}} ", rest, flags=re.MULTILINE)
     return rest if match is None else rest[: match.start()]
 
 
