@@ -1,10 +1,14 @@
-"""Reading the documentation the way the tests need it: code blocks, tables."""
+"""What the docs tests read: code blocks and tables of the docs, rule names."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.engine import rules
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs"
@@ -104,3 +108,12 @@ def _schema_mark(lines: list[str], fence: int) -> str | None:
         return None
     match = _SCHEMA_MARK.match(lines[previous])
     return None if match is None else match.group(1)
+
+
+def engine_rule_names() -> set[str]:
+    """The RULE of every module in app/engine/rules: the names reasons carry."""
+    names = set()
+    for module in pkgutil.iter_modules(rules.__path__):
+        loaded = importlib.import_module(f"{rules.__name__}.{module.name}")
+        names.add(loaded.RULE)
+    return names

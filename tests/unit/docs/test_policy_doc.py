@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
-import pkgutil
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 
 from app import cli
 from app.engine import policy as policy_module
-from app.engine import replay, rules
+from app.engine import replay
 from app.engine.policy import load_policy, parse_policy
 from app.errors import PolicyError
 from tests.unit.docs.blocks import (
@@ -24,6 +22,7 @@ from tests.unit.docs.blocks import (
     SCHEMAS,
     backticked,
     code_blocks,
+    engine_rule_names,
     section,
     table_rows,
 )
@@ -31,15 +30,6 @@ from tests.unit.docs.blocks import (
 TRAVEL_POLICY = EXAMPLES / "travel-policy.yaml"
 STORY = EXAMPLES / "story.jsonl"
 _VERSION_HASH = re.compile(r"@[0-9a-f]{12}\b")
-
-
-def _engine_rules() -> set[str]:
-    """The RULE of every module in app/engine/rules: the names reasons carry."""
-    names = set()
-    for module in pkgutil.iter_modules(rules.__path__):
-        loaded = importlib.import_module(f"{rules.__name__}.{module.name}")
-        names.add(loaded.RULE)
-    return names
 
 
 def _reason_rows() -> list[list[str]]:
@@ -84,18 +74,18 @@ def _replay(policy_text: str, lines: list[bytes], *, table: bool = False) -> str
 
 
 def test_every_rule_the_engine_can_emit_is_in_the_reasons_table() -> None:
-    assert _engine_rules() - _documented_rules() == set()
+    assert engine_rule_names() - _documented_rules() == set()
 
 
 def test_the_reasons_table_names_only_rules_the_engine_has() -> None:
-    assert _documented_rules() - _engine_rules() == set()
+    assert _documented_rules() - engine_rule_names() == set()
 
 
 def test_every_rule_policy_check_names_is_documented() -> None:
     lines = load_policy(TRAVEL_POLICY).rules_in_force()
     always = lines[0].removeprefix("always: ").split(", ")
     prefixes = {line.split(":", 1)[0] for line in lines[1:]}
-    named = set(always) | (prefixes & _engine_rules())
+    named = set(always) | (prefixes & engine_rule_names())
 
     assert named - _documented_rules() == set()
 
