@@ -8,7 +8,6 @@ values, so the same inputs give the same decisions byte for byte.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -44,12 +43,11 @@ from app.engine.state import (
     CustomerState,
     IdBucket,
     Pending,
-    bucket_width,
     find_id,
     forget_ids,
     remember_id,
 )
-from app.engine.times import SECOND_US, require_aware
+from app.engine.times import SECOND_US, format_us, require_aware
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +74,17 @@ def apply(
     policy: Policy,
     now: datetime | None = None,
 ) -> Step:
-    """The state once a lifecycle event is applied.
+    """The state once a lifecycle event is applied; `now` defaults to when it
+    occurred. The steps are those of `apply_at_us`."""
+    now_us = event.occurred_us if now is None else require_aware(now, "now")
+    return apply_at_us(state, event, policy, now_us)
+
+
+def apply_at_us(
+    state: CustomerState, event: LifecycleEvent, policy: Policy, now_us: int
+) -> Step:
+    """`apply` on the engine's own clock, microseconds since the epoch.
+
 
     1. Forget what has aged out; ignore an event already applied, or any
        event after erasure.
@@ -85,8 +93,6 @@ def apply(
        entities and cooldowns.
     4. Report sends this event should have stopped (late vetoes).
     """
-    now_us = event.occurred_us if now is None else require_aware(now, "now")
-
     # 1. Forget, and apply each event once.
     state = _forget(state, now_us, policy)
     if state.is_erased:
@@ -99,7 +105,7 @@ def apply(
         event.event_id,
         1,
         now_us,
-        bucket_width(policy.applied_events_us),
+        policy.applied_width_us,
         policy.max_ids,
     )
 
@@ -140,14 +146,21 @@ def apply(
 
 
 def decide(state: CustomerState, intent: Intent, now: datetime, policy: Policy) -> Step:
-    """The first decision about an intent, or none yet if it must wait.
+    """The first decision about an intent, or none yet if it must wait; the
+    steps are those of `decide_at_us`."""
+    return decide_at_us(state, intent, require_aware(now, "now"), policy)
+
+
+def decide_at_us(
+    state: CustomerState, intent: Intent, now_us: int, policy: Policy
+) -> Step:
+    """`decide` on the engine's own clock, microseconds since the epoch.
 
     1. After erasure, or for an intent seen before: suppress at once.
     2. An intent due later (settle window, future send_at) waits in state,
        unless it could never be sent in time or the waiting room is full.
     3. An intent due now is checked against every rule.
     """
-    now_us = require_aware(now, "now")
     state = _forget(state, now_us, policy)
 
     # 1. Erased customer, duplicate intent.
@@ -190,13 +203,18 @@ def decide(state: CustomerState, intent: Intent, now: datetime, policy: Policy) 
 
 
 def release(state: CustomerState, now: datetime, policy: Policy) -> Step:
-    """Decide every waiting intent due at `now`, against the newest state.
+    """Decide every waiting intent due at `now`, against the newest state;
+    see `release_at_us`."""
+    return release_at_us(state, require_aware(now, "now"), policy)
+
+
+def release_at_us(state: CustomerState, now_us: int, policy: Policy) -> Step:
+    """`release` on the engine's own clock, microseconds since the epoch.
 
     Due intents are taken in due-time order (ties in arrival order); each
     decision sees the sends approved just before it, so a frequency cap holds
     across intents released together.
     """
-    now_us = require_aware(now, "now")
     state = _forget(state, now_us, policy)
     due = sorted((p for p in state.pending if p.due_us <= now_us), key=_due_time)
     if not due:
@@ -278,7 +296,7 @@ def _approve(
     send = dict(intent.raw)
     send["decision"] = {
         "decision_id": decision.decision_id,
-        "decided_at": decision.to_dict()["decided_at"],
+        "decided_at": format_us(now_us),
         "policy_version": policy.version,
     }
     return Step(new_state, (decision,), (send,))
@@ -313,7 +331,7 @@ def _suppress_duplicate(
         # so its own later decision gets a fresh id.
         number = earlier.decisions + 1
         pending = tuple(
-            replace(p, decisions=number) if p is earlier else p for p in state.pending
+            p._replace(decisions=number) if p is earlier else p for p in state.pending
         )
         new_state = state._replace(pending=pending)
     else:
@@ -373,7 +391,7 @@ def _remember_decided(
         intent_id,
         number,
         now_us,
-        bucket_width(policy.decided_intents_us),
+        policy.decided_width_us,
         policy.max_ids,
     )
 
@@ -386,9 +404,12 @@ def _forget(state: CustomerState, now_us: int, policy: Policy) -> CustomerState:
     dedupe_keys = dedupe.forget_old(state.dedupe_keys, now_us, policy)
     recent = late_veto.forget_old(state.recent, now_us, policy)
     cooldowns = cooldown.forget_ended(state.cooldowns, now_us)
-    decided_us, applied_us = policy.decided_intents_us, policy.applied_events_us
-    decided = forget_ids(state.decided, now_us, decided_us, bucket_width(decided_us))
-    applied = forget_ids(state.applied, now_us, applied_us, bucket_width(applied_us))
+    decided = forget_ids(
+        state.decided, now_us, policy.decided_intents_us, policy.decided_width_us
+    )
+    applied = forget_ids(
+        state.applied, now_us, policy.applied_events_us, policy.applied_width_us
+    )
     if (
         sent is state.sent
         and dedupe_keys is state.dedupe_keys

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.engine.state import CustomerState
 from app.engine.times import format_us, from_us
@@ -19,10 +18,10 @@ OUTCOMES = (APPROVED, SUPPRESSED, DEFERRED)
 # Fixed namespace so decision ids are the same on every machine and replay.
 DECISION_NAMESPACE = uuid.UUID("6f1c1f3e-2b8e-5d3a-9a57-7d1c3e0b5a21")
 _NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 0b11] for digit in "0123456789abcdef"}
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
     """One rule's objection, with a detail a CRM person can read."""
 
     rule: str
@@ -32,8 +31,7 @@ class Reason:
         return {"rule": self.rule, "detail": self.detail}
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """One decision about an intent; `to_dict` is the decision record."""
 
     decision_id: str
@@ -78,8 +76,7 @@ class Decision:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class LateVeto:
+class LateVeto(NamedTuple):
     """A send approved before a lifecycle event arrived that should have stopped it.
 
     The event happened (occurred_at) before the approval but reached Tact
@@ -98,8 +95,7 @@ class LateVeto:
         return from_us(self.approved_us)
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """The result of one engine call: the new state and what to emit."""
 
     state: CustomerState
@@ -116,8 +112,10 @@ def decision_id(intent_id: str, number: int | str) -> str:
     """
     name = f"{intent_id}#{number}".encode()
     # SHA-1 because version 5 UUIDs are defined on it; nothing here is secret.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    text = hashlib.sha1(_NAMESPACE_BYTES + name).hexdigest()
+    # Digit 12 becomes the version (5); the top bits of digit 16 the RFC 4122
+    # variant (binary 10), which maps each hex digit to one of 8, 9, a, b.
+    return (
+        f"{text[:8]}-{text[8:12]}-5{text[13:16]}-"
+        f"{_VARIANT_DIGIT[text[16]]}{text[17:20]}-{text[20:32]}"
+    )

@@ -20,6 +20,7 @@ import jsonschema  # type: ignore[import-untyped]  # the package ships no type s
 import yaml
 
 from app.engine.records import is_valid_timezone
+from app.engine.state import bucket_width
 from app.engine.times import DURATION_PATTERN, HOUR_US, format_duration, parse_duration
 from app.errors import PolicyError
 
@@ -159,6 +160,10 @@ class Policy:
     cooldown_openers: Mapping[str, tuple[Cooldown, ...]]
     cooldown_closers: Mapping[str, tuple[Cooldown, ...]]
     send_history_us: int
+    # Bucket widths of the id memories, fixed by their retention.
+    decided_width_us: int
+    applied_width_us: int
+    dedupe_width_us: int
     _rule_sets: dict[tuple[str, str], RuleSet] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -382,6 +387,9 @@ def _build(document: dict[str, Any], *, name: str, version: str, source: str) ->
     limits = document.get("limits", {})
     remember = document.get("remember", {})
     late_veto = document.get("late_veto", {})
+    dedupe_us = None if dedupe is None else _duration(dedupe["window"])
+    decided_us = _duration(remember.get("decided_intents", DEFAULT_REMEMBER))
+    applied_us = _duration(remember.get("applied_events", DEFAULT_REMEMBER))
 
     transitions: dict[str, list[tuple[str, str]]] = {}
     for entity in entities.values():
@@ -413,11 +421,11 @@ def _build(document: dict[str, Any], *, name: str, version: str, source: str) ->
         cooldowns=cooldowns,
         frequency_caps=caps,
         quiet_hours=quiet_hours,
-        dedupe_window_us=None if dedupe is None else _duration(dedupe["window"]),
+        dedupe_window_us=dedupe_us,
         holdouts=holdouts,
         max_pending=limits.get("max_pending", DEFAULT_MAX_PENDING),
-        decided_intents_us=_duration(remember.get("decided_intents", DEFAULT_REMEMBER)),
-        applied_events_us=_duration(remember.get("applied_events", DEFAULT_REMEMBER)),
+        decided_intents_us=decided_us,
+        applied_events_us=applied_us,
         max_ids=remember.get("max_ids", DEFAULT_MAX_IDS),
         late_veto_us=_duration(late_veto.get("lookback", DEFAULT_LOOKBACK)),
         transitions={k: tuple(v) for k, v in transitions.items()},
@@ -425,6 +433,9 @@ def _build(document: dict[str, Any], *, name: str, version: str, source: str) ->
         cooldown_openers={k: tuple(v) for k, v in openers.items()},
         cooldown_closers={k: tuple(v) for k, v in closers.items()},
         send_history_us=max((cap.history_us for cap in caps), default=0),
+        decided_width_us=bucket_width(decided_us),
+        applied_width_us=bucket_width(applied_us),
+        dedupe_width_us=0 if dedupe_us is None else bucket_width(dedupe_us),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,8 +63,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True, slots=True)
-class EntityRef:
+class EntityRef(NamedTuple):
     """A thing in the customer's world, e.g. booking bk-981."""
 
     type: str
@@ -74,8 +73,7 @@ class EntityRef:
         return f"{self.type} {self.id}"
 
 
-@dataclass(frozen=True, slots=True)
-class LifecycleEvent:
+class LifecycleEvent(NamedTuple):
     """Something that happened to a customer; `raw` is the record as decoded."""
 
     event_id: str
@@ -91,8 +89,7 @@ class LifecycleEvent:
         return from_us(self.occurred_us)
 
 
-@dataclass(frozen=True, slots=True)
-class Intent:
+class Intent(NamedTuple):
     """A notification some system wants sent; `raw` passes through on approval."""
 
     intent_id: str

@@ -7,16 +7,18 @@ the file and the policy alone: two runs print the same bytes.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
-from app.engine.core import apply, decide, release
+from app.engine.core import apply_at_us, decide_at_us, release_at_us
 from app.engine.decision import OUTCOMES, Decision, LateVeto, Step
 from app.engine.policy import Policy
 from app.engine.records import (
@@ -36,7 +38,7 @@ from app.engine.records import (
     intent_from_value,
 )
 from app.engine.state import CustomerState
-from app.engine.times import from_us, parse_time, to_us
+from app.engine.times import parse_time, to_us
 from app.errors import RecordError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ LIFECYCLE_TOPIC = "customer-lifecycle"
 INTENTS_TOPIC = "notification-intents"
 TOPICS = (LIFECYCLE_TOPIC, INTENTS_TOPIC)
 _MS_US = 1000
+# Allocations between young-generation collections while a replay runs
+# (Python's default is 700).
+_REPLAY_GC_THRESHOLD = 200_000
 _TABLE_COLUMNS = (
     ("time", 22),
     ("customer", 12),
@@ -55,8 +60,7 @@ _TABLE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayRecord:
+class ReplayRecord(NamedTuple):
     """One checked input line."""
 
     line: int
@@ -164,9 +168,9 @@ class Replayer:
         if state is None:
             state = CustomerState.empty(record.customer_id)
         if isinstance(record, LifecycleEvent):
-            step = apply(state, record, self.policy, from_us(now_us))
+            step = apply_at_us(state, record, self.policy, now_us)
         else:
-            step = decide(state, record, from_us(now_us), self.policy)
+            step = decide_at_us(state, record, now_us, self.policy)
         self._keep(step)
         decisions.extend(step.decisions)
         return decisions
@@ -183,7 +187,7 @@ class Replayer:
             next_due = state.next_due_us
             if next_due is None or next_due > due_us:
                 continue  # superseded wake-up; a later one is queued
-            step = release(state, from_us(due_us), self.policy)
+            step = release_at_us(state, due_us, self.policy)
             self._keep(step)
             decisions.extend(step.decisions)
         return decisions
@@ -210,6 +214,35 @@ def run(
     limits: Limits = DEFAULT_LIMITS,
 ) -> Summary:
     """Replay `lines`, writing decisions to `out`; the summary of the run."""
+    with _few_collections():
+        return _run(policy, lines, file_name, out, dead_letters, table, limits)
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while the replay runs.
+
+    A replay holds every customer's state in memory, and the collector would
+    walk all of it again and again; the states hold no reference cycles, so
+    those walks find nothing. They cost a quarter of a replay's time.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(_REPLAY_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _run(
+    policy: Policy,
+    lines: Iterable[bytes],
+    file_name: str,
+    out: IO[bytes],
+    dead_letters: IO[bytes] | None,
+    table: bool,
+    limits: Limits,
+) -> Summary:
     replayer = Replayer(policy)
     summary = Summary()
     write = _write_table_row if table else _write_json_line

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -38,8 +37,7 @@ _Timed = TypeVar("_Timed", bound=_HasTime)
 _NO_ENTITIES: Mapping[EntityKey, EntityState] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class EntityState:
+class EntityState(NamedTuple):
     """What the lifecycle events said about one entity, e.g. booking bk-981."""
 
     status: str
@@ -48,8 +46,7 @@ class EntityState:
     times: Mapping[str, int]  # time attributes the policy's windows read
 
 
-@dataclass(frozen=True, slots=True)
-class OptOut:
+class OptOut(NamedTuple):
     """A consent withdrawal; None means every channel or every category."""
 
     channel: str | None
@@ -62,8 +59,7 @@ class OptOut:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class OpenCooldown:
+class OpenCooldown(NamedTuple):
     """A cooldown in force: started by `after`, ended by `until` or by time."""
 
     after: str
@@ -73,8 +69,7 @@ class OpenCooldown:
     end_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     """An approved send that a frequency cap counts."""
 
     at_us: int
@@ -82,8 +77,7 @@ class Sent:
     category: str
 
 
-@dataclass(frozen=True, slots=True)
-class RecentApproval:
+class RecentApproval(NamedTuple):
     """An approved send remembered briefly, to report late vetoes."""
 
     at_us: int
@@ -93,8 +87,7 @@ class RecentApproval:
     about: tuple[EntityRef, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     """An intent waiting in state: settle window, future send_at or deferral."""
 
     intent: Intent
@@ -102,8 +95,7 @@ class Pending:
     decisions: int  # decisions already made about this intent
 
 
-@dataclass(frozen=True, slots=True)
-class IdBucket:
+class IdBucket(NamedTuple):
     """Ids first seen in one stretch of time, forgotten together.
 
     Buckets keep both lookups and updates cheap without copying every

@@ -7,8 +7,8 @@ have the functions that update it from lifecycle events or approvals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import tzinfo
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from app.engine.decision import Reason
@@ -16,8 +16,7 @@ from app.engine.policy import Policy
 from app.engine.state import CustomerState
 
 
-@dataclass(frozen=True, slots=True)
-class Objection:
+class Objection(NamedTuple):
     """A rule's reason against sending now; `release_us` set means "later"."""
 
     reason: Reason

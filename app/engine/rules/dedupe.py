@@ -9,7 +9,6 @@ from app.engine.rules import NO_OBJECTIONS, Objection
 from app.engine.state import (
     CustomerState,
     IdBucket,
-    bucket_width,
     find_id,
     forget_ids,
     remember_id,
@@ -43,7 +42,7 @@ def keys_after_approval(
     window_us = policy.dedupe_window_us
     if window_us is None or intent.dedupe_key is None:
         return state.dedupe_keys
-    width_us = bucket_width(window_us)
+    width_us = policy.dedupe_width_us
     key = intent.dedupe_key
     return remember_id(state.dedupe_keys, key, now_us, now_us, width_us, policy.max_ids)
 
@@ -56,4 +55,4 @@ def forget_old(
         return keys
     if window_us is None:
         return ()
-    return forget_ids(keys, now_us, window_us, bucket_width(window_us))
+    return forget_ids(keys, now_us, window_us, policy.dedupe_width_us)
