@@ -21,6 +21,8 @@ DEFAULT_POLICY = REPO_ROOT / "deploy" / "examples" / "travel-policy.yaml"
 MiB = 1024 * 1024
 
 PROCESSING_GUARANTEES = ("exactly_once", "at_least_once")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MISMATCH_ACTIONS = ("repartition", "dead_letter")
 LOG_FORMATS = ("text", "json")
 
@@ -68,6 +70,47 @@ class Settings:
             "env": "TACT_API_TOKEN",
             "doc": "bearer token required by /customers and /explain; unset: none",
         },
+    )
+    security_protocol: str = field(
+        default="PLAINTEXT",
+        metadata={
+            "env": "TACT_SECURITY_PROTOCOL",
+            "doc": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+        },
+    )
+    sasl_mechanism: str = field(
+        default="PLAIN",
+        metadata={
+            "env": "TACT_SASL_MECHANISM",
+            "doc": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL protocols only)",
+        },
+    )
+    sasl_username: str | None = field(
+        default=None,
+        metadata={"env": "TACT_SASL_USERNAME", "doc": "SASL user name"},
+    )
+    sasl_password: str | None = field(
+        default=None,
+        repr=False,
+        metadata={"env": "TACT_SASL_PASSWORD", "doc": "SASL password; never logged"},
+    )
+    ssl_cafile: Path | None = field(
+        default=None,
+        metadata={
+            "env": "TACT_SSL_CAFILE",
+            "doc": "CA bundle that signed the brokers' certificates; unset: system CAs",
+        },
+    )
+    ssl_certfile: Path | None = field(
+        default=None,
+        metadata={
+            "env": "TACT_SSL_CERTFILE",
+            "doc": "client certificate (PEM), when the brokers require one",
+        },
+    )
+    ssl_keyfile: Path | None = field(
+        default=None,
+        metadata={"env": "TACT_SSL_KEYFILE", "doc": "client certificate's key (PEM)"},
     )
     partitions: int = field(
         default=8,
@@ -221,6 +264,18 @@ class Settings:
             )
         if self.log_format not in LOG_FORMATS:
             problems.append(f"TACT_LOG_FORMAT must be one of {LOG_FORMATS}")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            problems.append(
+                f"TACT_SECURITY_PROTOCOL must be one of {SECURITY_PROTOCOLS}"
+            )
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                problems.append(f"TACT_SASL_MECHANISM must be one of {SASL_MECHANISMS}")
+            if not self.sasl_username or self.sasl_password is None:
+                problems.append(
+                    "TACT_SASL_USERNAME and TACT_SASL_PASSWORD are required with "
+                    f"TACT_SECURITY_PROTOCOL={self.security_protocol}"
+                )
         if self.partitions < 1:
             problems.append("TACT_PARTITIONS must be at least 1")
         if self.commit_interval_s <= 0 or self.wakeup_interval_s <= 0:
@@ -259,6 +314,6 @@ def _convert(kind: Any, raw: str) -> Any:
         return int(raw)
     if kind == "float":
         return float(raw)
-    if kind == "Path":
+    if kind in ("Path", "Path | None"):
         return Path(raw)
     return raw

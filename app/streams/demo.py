@@ -30,6 +30,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.engine.times import format_us, parse_time, to_us
+from app.security import client_options
 from app.settings import REPO_ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -140,9 +141,7 @@ def _tag(value: Any, run_tag: str) -> Any:
 
 async def produce(settings: Settings, records: Iterable[dict[str, Any]]) -> int:
     """Produce each record at its live timestamp; return how many were sent."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=0
-    )
+    producer = AIOKafkaProducer(acks="all", linger_ms=0, **client_options(settings))
     await producer.start()
     sent = 0
     try:
@@ -176,9 +175,9 @@ def decision_line(decision: dict[str, Any]) -> str:
 async def follow(settings: Settings, partitions: int, start: dict[int, int]) -> None:
     """Print every decision written after `start` until cancelled."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
         isolation_level="read_committed",
         enable_auto_commit=False,
+        **client_options(settings),
     )
     await consumer.start()
     try:
@@ -203,7 +202,7 @@ async def follow(settings: Settings, partitions: int, start: dict[int, int]) -> 
 
 
 async def end_offsets(settings: Settings, topic: str) -> tuple[int, dict[int, int]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
         partitions = sorted(await _partitions(consumer, topic))

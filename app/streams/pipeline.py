@@ -24,6 +24,7 @@ from faust.types import EventT, StreamT
 from app import metrics
 from app.engine import Policy, load_policy
 from app.logs import logging_config
+from app.security import faust_credentials
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
 from app.streams.transactions import TactApp
@@ -117,6 +118,7 @@ def create_app(
         key_serializer="raw",
         value_serializer="raw",
         logging_config=logging_config(settings),
+        broker_credentials=faust_credentials(settings),
     )
 
     inputs = app.topic(

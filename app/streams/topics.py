@@ -7,6 +7,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.errors import TactError
+from app.security import client_options
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ async def ensure_topics(settings: Settings) -> int:
     4. Create whatever is missing.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.app_id}-admin",
+        client_id=f"{settings.app_id}-admin", **client_options(settings)
     )
     await admin.start()
     try:

@@ -13,6 +13,9 @@
 #   TACT_KAFKA_DATA             storage, pid and log dir   (<repo>/var/kafka/<port>)
 #   TACT_KAFKA_HEAP             JVM heap                   (512m)
 #   TACT_KAFKA_START_TIMEOUT    seconds to wait for ready  (90)
+#   TACT_KAFKA_EXTRA_CONFIG     file appended to server.properties, e.g. TLS and
+#                               SASL listeners (a repeated key overrides)
+#   TACT_KAFKA_FORMAT_ARGS      extra storage format arguments, e.g. --add-scram
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +29,8 @@ controller_port=${TACT_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 data=${TACT_KAFKA_DATA:-$repo/var/kafka/$port}
 heap=${TACT_KAFKA_HEAP:-512m}
 start_timeout=${TACT_KAFKA_START_TIMEOUT:-90}
+extra_config=${TACT_KAFKA_EXTRA_CONFIG:-}
+format_args=${TACT_KAFKA_FORMAT_ARGS:-}
 pid_file="$data/kafka.pid"
 log_file="$data/log/server.log"
 
@@ -67,6 +72,9 @@ render_config() {
     sed -e "s|@HOST@|$host|g" -e "s|@PORT@|$port|g" \
         -e "s|@CONTROLLER_PORT@|$controller_port|g" -e "s|@DATA_DIR@|$data|g" \
         "$here/server.properties.in" >"$data/server.properties"
+    if [ -n "$extra_config" ]; then
+        cat "$extra_config" >>"$data/server.properties"
+    fi
 }
 
 java_command() {
@@ -91,8 +99,10 @@ up() {
     if [ ! -f "$data/logs/meta.properties" ]; then
         local cluster_id
         cluster_id=$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid)
+        # shellcheck disable=SC2086  # format_args holds several words on purpose
         "${java_cmd[@]}" kafka.tools.StorageTool format --standalone \
-            --cluster-id "$cluster_id" --config "$data/server.properties" >/dev/null
+            --cluster-id "$cluster_id" --config "$data/server.properties" \
+            $format_args >/dev/null
     fi
     : >"$log_file"
     nohup "${java_cmd[@]}" kafka.Kafka "$data/server.properties" \
