@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,7 +27,23 @@ from app.errors import PolicyError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "policy.schema.json"
+# A checkout keeps the schemas beside the package; a wheel installs them as
+# data files under the environment's prefix.
+SCHEMA_FOLDERS = (
+    Path(__file__).resolve().parents[2] / "schemas",
+    Path(sys.prefix) / "share" / "tact" / "schemas",
+)
+
+
+def schema_path(name: str) -> Path:
+    """The path of one of Tact's JSON Schemas, wherever Tact is installed."""
+    for folder in SCHEMA_FOLDERS:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"schema {name} is in none of {SCHEMA_FOLDERS}")
+
+
 FAIL_CLOSED = "fail_closed"
 PER_DAY = "day"
 DROP = "drop"
@@ -322,7 +339,7 @@ def parse_policy(text: str, source_name: str) -> Policy:
 
 @cache
 def _policy_schema() -> dict[str, Any]:
-    with SCHEMA_PATH.open("rb") as handle:
+    with schema_path("policy.schema.json").open("rb") as handle:
         schema: dict[str, Any] = json.load(handle)
     return schema
 
