@@ -36,6 +36,10 @@ WRONG_TYPE = "wrong_type"
 BAD_TIME = "bad_time"
 BAD_TIMEZONE = "bad_timezone"
 BAD_VALUE = "bad_value"
+# Raised by the worker, not by decoding: a record on another partition than
+# its customer's, and a repartitioned record that names no source topic.
+WRONG_PARTITION = "wrong_partition"
+UNKNOWN_SOURCE = "unknown_source"
 ERROR_KINDS = (
     TOO_LARGE,
     NOT_UTF8,
@@ -47,6 +51,8 @@ ERROR_KINDS = (
     BAD_TIME,
     BAD_TIMEZONE,
     BAD_VALUE,
+    WRONG_PARTITION,
+    UNKNOWN_SOURCE,
 )
 PRIORITY_MIN = 0
 PRIORITY_MAX = 100

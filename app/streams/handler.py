@@ -33,6 +33,7 @@ from app.engine import (
     encode_state,
     release,
 )
+from app.engine.records import UNKNOWN_SOURCE, WRONG_PARTITION
 from app.errors import RecordError
 from app.settings import Settings
 from app.streams.due_index import DueIndex
@@ -150,9 +151,7 @@ class RecordHandler:
         metrics.records_consumed.labels(record.topic, kind or "unknown").inc()
         if kind is None:
             await self._dead_letter(
-                RecordError(
-                    "unknown_source", "repartitioned record has no source topic"
-                ),
+                RecordError(UNKNOWN_SOURCE, "repartitioned record has no source topic"),
                 record,
             )
             return
@@ -300,7 +299,7 @@ class RecordHandler:
         expected = partition_for(customer_id, self.partitions)
         await self._dead_letter(
             RecordError(
-                "wrong_partition",
+                WRONG_PARTITION,
                 f"{kind} for customer {customer_id!r} is on partition "
                 f"{record.partition}, but murmur2 of its customer_id gives "
                 f"{expected}; the producer uses another partitioner",
