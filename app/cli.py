@@ -99,9 +99,17 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"tact replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     dead_letters = None
-    try:
-        if args.dead_letters is not None:
+    if args.dead_letters is not None:
+        try:
             dead_letters = args.dead_letters.open("wb")
+        except OSError as exc:
+            source.close()
+            print(
+                f"tact replay: cannot write {args.dead_letters}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    try:
         with source:
             summary = replay.run(
                 policy,

@@ -97,3 +97,22 @@ def test_demo_passes_extra_arguments_through(monkeypatch: pytest.MonkeyPatch) ->
 
     assert status == 0
     assert received == [["--customers", "3", "extra"]]
+
+
+def test_replay_to_an_unwritable_dead_letter_file_exits_2_saying_so(
+    tmp_path: Path,
+) -> None:
+    unwritable = tmp_path / "missing-folder" / "dead.jsonl"
+
+    result = _tact(
+        "replay",
+        "--policy",
+        "deploy/examples/travel-policy.yaml",
+        "--dead-letters",
+        str(unwritable),
+        "deploy/examples/story.jsonl",
+    )
+
+    assert result.returncode == 2
+    assert b"cannot write" in result.stderr
+    assert b"Traceback" not in result.stderr
