@@ -1,0 +1,168 @@
+"""The bench's results as JSON (for diffs) and as a markdown table (to read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+RESULTS = Path(__file__).with_name("results")
+KIB = 1024
+MIB = KIB * KIB
+
+# Targets are reported against, never asserted.
+TARGET_ENGINE_RATIO = 0.5
+TARGET_E2E_RATIO = 0.5
+TARGET_P99_MS_AT_HALF = 50.0
+TARGET_STATE_BYTES = KIB
+TARGET_RECOVERY_S_PER_MILLION = 60.0
+
+
+def write(results: dict[str, Any]) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS / "latest.json"
+    md_path = RESULTS / "latest.md"
+    json_path.write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        "# Tact benchmark",
+        "",
+        f"Run `{results['mode']}` at {results['started_at']} on "
+        f"{machine['cpus']} CPUs, "
+        f"{machine['memory_gib']:.0f} GiB, Python {machine['python']}, "
+        f"load average {machine['load_average']} at the start. The machine is "
+        "shared, so every figure is compared with a baseline measured in the "
+        "same run.",
+        "",
+        "| measure | Tact | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    engine = results.get("engine")
+    if engine:
+        ratio = engine["ratio_median"]
+        lines.append(
+            _row(
+                f"engine: `tact replay`, {engine['records']:,} records over "
+                f"{engine['customers']:,} customers "
+                f"(median of {len(engine['rounds'])} rounds)",
+                f"{engine['replay_records_per_s']:,.0f} records/s",
+                f"{engine['passthrough_records_per_s']:,.0f} records/s "
+                "(orjson line pass-through)",
+                f"{ratio:.3f}",
+                f"≥ {TARGET_ENGINE_RATIO}",
+                ratio >= TARGET_ENGINE_RATIO,
+            )
+        )
+    kafka = results.get("kafka")
+    if kafka:
+        tact, base = kafka["tact"], kafka["baseline"]
+        lines.append(
+            _row(
+                f"end to end: one worker, exactly_once, {kafka['records']:,} records "
+                f"over {kafka['customers']:,} customers",
+                f"{tact['records_per_s']:,.0f} records/s",
+                f"{base['records_per_s']:,.0f} records/s (aiokafka pass-through)",
+                f"{tact['ratio_to_baseline']:.3f}",
+                f"≥ {TARGET_E2E_RATIO}",
+                tact["ratio_to_baseline"] >= TARGET_E2E_RATIO,
+            )
+        )
+        for load in kafka["latency"]:
+            p99 = load["p99_ms"]
+            is_half = load["share_of_max"] == 0.5
+            lines.append(
+                _row(
+                    f"latency at {load['share_of_max']:.0%} of max "
+                    f"({load['offered_per_s']:,.0f}/s offered, "
+                    f"{load['approved_seen']}/{load['sent']} seen)",
+                    f"p50 {_ms(load['p50_ms'])}, p99 {_ms(p99)}, "
+                    f"p99.9 {_ms(load['p999_ms'])}",
+                    "",
+                    "",
+                    f"p99 ≤ {TARGET_P99_MS_AT_HALF:.0f} ms" if is_half else "",
+                    (p99 is not None and p99 <= TARGET_P99_MS_AT_HALF)
+                    if is_half
+                    else None,
+                )
+            )
+        state = kafka["state"]
+        typical = state["encoded_bytes_p50"]
+        lines.append(
+            _row(
+                f"encoded state per customer ({state['customers']:,} customers)",
+                f"p50 {typical} B, p99 {state['encoded_bytes_p99']} B, "
+                f"mean {state['encoded_bytes_mean']:.0f} B",
+                "",
+                "",
+                f"≤ {TARGET_STATE_BYTES} B typical",
+                typical is not None and typical <= TARGET_STATE_BYTES,
+            )
+        )
+        customers = max(state["customers"], 1)
+        lines.append(
+            _row(
+                "RocksDB on disk, worker RSS",
+                f"{state['rocksdb_bytes'] / customers:,.0f} B/customer on disk "
+                f"({state['rocksdb_bytes'] / MIB:,.1f} MiB), RSS "
+                f"{_mib(state['worker_rss_bytes'])}",
+                "",
+                "",
+                "",
+                None,
+            )
+        )
+        recovery = kafka["recovery"]
+        per_million = recovery["recovery_seconds"] * 1_000_000 / customers
+        lines.append(
+            _row(
+                f"recovery of {customers:,} customers into an empty folder "
+                "(start to ready, less a start with no table)",
+                f"{recovery['recovery_seconds']:.1f} s "
+                f"(≈ {per_million:.0f} s per million; RSS after "
+                f"{_mib(recovery['worker_rss_bytes'])})",
+                f"{recovery['empty_start_seconds']:.1f} s (start with no table)",
+                f"{recovery['seconds_to_ready'] / recovery['empty_start_seconds']:.2f}",
+                f"≤ {TARGET_RECOVERY_S_PER_MILLION:.0f} s per million",
+                per_million <= TARGET_RECOVERY_S_PER_MILLION,
+            )
+        )
+        scaling = kafka["scaling"]
+        two = scaling["records_per_s"]
+        lines.append(
+            _row(
+                "scaling: two workers against one, same partitions",
+                "a worker crashed (see latest.json)"
+                if two is None
+                else f"{two:,.0f} records/s",
+                f"{scaling['one_worker_records_per_s']:,.0f} records/s (one worker)",
+                "-" if two is None else f"{scaling['ratio_two_to_one']:.2f}",
+                "",
+                None,
+            )
+        )
+    if results.get("notes"):
+        lines.extend(["", *(f"- {note}" for note in results["notes"])])
+    return "\n".join(lines) + "\n"
+
+
+def _row(
+    what: str, tact: str, base: str, ratio: str, target: str, met: bool | None
+) -> str:
+    mark = "" if met is None else ("yes" if met else "**no**")
+    return f"| {what} | {tact} | {base} | {ratio} | {target} | {mark} |"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / MIB:,.0f} MiB"
