@@ -148,17 +148,21 @@ def create_app(
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
-            await handler.handle(
-                InputRecord(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    timestamp_ms=_timestamp_ms(message.timestamp),
-                    key=message.key,
-                    value=message.value,
-                    headers=_headers(message.headers),
+            # No commit while a record is handled, and no acknowledgement
+            # before it is (see transactions.py).
+            async with app.handling():
+                await handler.handle(
+                    InputRecord(
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        timestamp_ms=_timestamp_ms(message.timestamp),
+                        key=message.key,
+                        value=message.value,
+                        headers=_headers(message.headers),
+                    )
                 )
-            )
+                app.mark_handled(message)
 
     recovery_started = [time.monotonic()]
 

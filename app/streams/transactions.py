@@ -8,17 +8,50 @@ commit repeats them. Here a send made while an event is processed joins the
 transaction of the event's *source* partition — the same one that commits
 that event's offset and its changelog writes. Sends made outside an event
 (the wake-up timer) go through the plain producer: a wake-up is idempotent.
+
+Table writes are the exception to "outside an event": Faust puts changelog
+records in a send buffer that a task of its own drains, where no event is
+current. A changelog record goes to the partition of the event that wrote
+it, so its transaction is the one of that partition; sent anywhere else,
+the new state would outlive an aborted transaction while the sends it
+stands for vanish with it.
+
+Two more Faust behaviours would commit the offset of a record nobody
+processed, which loses it under either guarantee:
+- A stream drops the records it reads while flow is suspended (during a
+  rebalance or table recovery) or that belong to an older generation, and
+  acknowledges them as if processed. Here only a record the agent marked as
+  handled can be acknowledged; a dropped one is read again after the seek
+  to the committed offset that always follows.
+- After recovery Faust resumes the stream partitions and only then seeks
+  them to their committed offsets, so the running fetcher delivers records
+  from the old position while the seek resets the read offsets; the jump
+  that follows is booked as a gap (offsets that hold no record) and gaps
+  count as processed. Here the stream partitions stay paused while they
+  are sought.
+
+Commits run on a timer while the agent processes records, so a commit
+could land between an event's state write and its sends, or before its
+buffered changelog record has reached the producer: the transaction would
+then hold half an event, and a crash afterwards would lose or repeat a
+send. Here the agent handles a record and the consumer commits under one
+lock, and a commit first drains Faust's send buffer, so every transaction
+ends at an event boundary with all of that event's records in it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
 from faust import current_event
 from faust.transport import by_url
-from faust.transport.consumer import TransactionManager
-from faust.types import TP, HeadersArg, RecordMetadata, TransportT
+from faust.transport.consumer import Consumer, TransactionManager
+from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
 
 
 class EventScopedTransactionManager(TransactionManager):
@@ -40,7 +73,7 @@ class EventScopedTransactionManager(TransactionManager):
             partition,
             timestamp,
             headers,
-            transactional_id=self._transaction_of_current_event(),
+            transactional_id=self._transaction_for(topic, partition),
         )
 
     async def send_and_wait(
@@ -58,23 +91,88 @@ class EventScopedTransactionManager(TransactionManager):
         result: RecordMetadata = await fut
         return result
 
-    def _transaction_of_current_event(self) -> str | None:
+    def _transaction_for(self, topic: str, partition: int | None) -> str | None:
         event = current_event()
-        if event is None:
-            return None
-        source: TP = event.message.tp
-        group = self.app.assignor.group_for_topic(source.topic)
-        return f"{self.app.conf.id}-{group}-{source.partition}"
+        if event is not None:
+            source: TP = event.message.tp
+            return self._transaction_id(source.topic, source.partition)
+        if partition is not None and topic in self.app.tables.changelog_topics:
+            return self._transaction_id(topic, partition)
+        return None
+
+    def _transaction_id(self, topic: str, partition: int) -> str:
+        # The changelog is co-partitioned with the inputs, so it shares their
+        # group and each partition's transaction.
+        group = self.app.assignor.group_for_topic(topic)
+        return f"{self.app.conf.id}-{group}-{partition}"
+
+
+class HandledOnlyConsumer(Consumer):
+    """Acknowledges a record only once the agent has handled it, and seeks
+    stream partitions only while they are paused."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handled: weakref.WeakSet[Message] = weakref.WeakSet()
+        self.handling = asyncio.Lock()
+
+    async def commit(self, *args: Any, **kwargs: Any) -> bool:
+        async with self.handling:
+            buffer = self.app.producer.buffer
+            while buffer.size:
+                await buffer.flush()
+            committed: bool = await super().commit(*args, **kwargs)
+            return committed
+
+    def mark_handled(self, message: Message) -> None:
+        self._handled.add(message)
+
+    def ack(self, message: Message) -> bool:
+        if message not in self._handled:
+            return False
+        self._handled.discard(message)
+        acked: bool = super().ack(message)
+        return acked
+
+    async def perform_seek(self) -> None:
+        streams = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
+        paused = streams & self._get_active_partitions()
+        self.pause_partitions(paused)
+        try:
+            await super().perform_seek()
+        finally:
+            self.resume_partitions(paused)
 
 
 class TactApp(faust.App):
-    """A Faust app whose transactions cover every output of an event."""
+    """A Faust app whose transactions cover every output of an event, and
+    whose commits cover only records that were handled."""
 
     def _new_transport(self) -> TransportT:
         base = by_url(self.conf.broker_consumer[0])
 
+        class TactConsumer(HandledOnlyConsumer, base.Consumer):  # type: ignore[misc, name-defined]  # chosen at run time
+            pass
+
         class Transport(base):  # type: ignore[misc, valid-type]  # chosen at run time
             TransactionManager = EventScopedTransactionManager
+            Consumer = TactConsumer
 
         transport: TransportT = Transport(self.conf.broker_consumer, self)
         return transport
+
+    @asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        """Handle one record with no commit in between (see the module doc)."""
+        consumer = self.consumer
+        if not isinstance(consumer, HandledOnlyConsumer):
+            yield
+            return
+        async with consumer.handling:
+            yield
+
+    def mark_handled(self, message: Message) -> None:
+        """Let the consumer acknowledge `message`: the agent is done with it."""
+        consumer = self.consumer
+        if isinstance(consumer, HandledOnlyConsumer):
+            consumer.mark_handled(message)
