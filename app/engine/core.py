@@ -116,9 +116,9 @@ def apply_at_us(
     # 3. What each rule keeps. Entities are only dropped here, when events
     # arrive: lookups ignore an entity past its `retain` anyway, and scanning
     # them on every intent would cost more than keeping them a little longer.
-    state = state._replace(
-        entities=entity_state.forget_stale(state.entities, now_us, policy)
-    )
+    retained = entity_state.forget_stale(state.entities, now_us, policy)
+    if retained is not state.entities:
+        state = state._replace(entities=retained)
     entities, blocked = entity_state.entities_after(state, event, policy)
     cooldowns, opened = cooldown.cooldowns_after(state, event, now_us, policy)
     timezone = state.timezone

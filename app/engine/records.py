@@ -287,7 +287,9 @@ def _is_too_deep(value: dict[str, Any], max_depth: int) -> bool:
 
 def _is_dotted(text: str) -> bool:
     parts = text.split(".")
-    return len(parts) >= 2 and all(parts) and not any(c.isspace() for c in text)
+    # str.split() breaks at exactly the characters str.isspace() accepts, so
+    # a text splits into itself alone only when it has no whitespace.
+    return len(parts) >= 2 and all(parts) and text.split() == [text]
 
 
 def _check_attributes(attributes: dict[str, Any], event_type: str) -> None:
