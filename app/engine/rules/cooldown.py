@@ -47,7 +47,8 @@ def cooldowns_after(
 def forget_ended(
     cooldowns: tuple[OpenCooldown, ...], now_us: int
 ) -> tuple[OpenCooldown, ...]:
-    if any(c.end_us <= now_us for c in cooldowns):
+    # Most customers have no cooldown open: skip building the scan for them.
+    if cooldowns and any(c.end_us <= now_us for c in cooldowns):
         return tuple(c for c in cooldowns if c.end_us > now_us)
     return cooldowns
 
