@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 PYTEST_ARGS ?=
+SEED ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo-replay test test-unit test-integration lint format \
-        typecheck kafka-up kafka-down kafka-status bench clean
+        typecheck kafka-up kafka-down kafka-status bench chaos clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +68,11 @@ kafka-status: ## Say whether the local Kafka runs
 bench: install ## Run the benchmarks and write tests/benchmarks/results/
 	@$(KAFKA) fetch
 	@$(BIN)/python -m tests.benchmarks
+
+chaos: install ## Fault-injection suite at full size, e.g. make chaos SEED=7 (guarantee: TACT_PROCESSING_GUARANTEE)
+	@$(KAFKA) fetch
+	@$(BIN)/pytest tests/reliability -m chaos --chaos-scale=full --chaos-seed=$(SEED) \
+		--chaos-record=var/chaos/runs.jsonl $(PYTEST_ARGS)
 
 clean: ## Remove local data, caches and the venv
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
