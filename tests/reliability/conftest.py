@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.settings import Settings
 from tests.reliability.load import POLICY, SCALES, Scale
 from tests.reliability.verify import Report
 from tests.support.cluster import Cluster
@@ -52,7 +53,8 @@ def chaos_options(pytestconfig: pytest.Config) -> ChaosOptions:
         seed=pytestconfig.getoption("--chaos-seed"),
         scale_name=pytestconfig.getoption("--chaos-scale"),
         record=Path(record) if record else None,
-        guarantee=os.environ.get("TACT_PROCESSING_GUARANTEE") or "exactly_once",
+        guarantee=os.environ.get("TACT_PROCESSING_GUARANTEE")
+        or Settings().processing_guarantee,
     )
 
 
