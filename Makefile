@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 SEED ?= 1
 
 .DEFAULT_GOAL := help
@@ -65,9 +66,9 @@ kafka-down: ## Stop the local Kafka started by kafka-up
 kafka-status: ## Say whether the local Kafka runs
 	@$(KAFKA) status
 
-bench: install ## Run the benchmarks and write tests/benchmarks/results/
+bench: install ## Run the benchmarks and write tests/benchmarks/results/ (BENCH_ARGS=--quick: a short run)
 	@$(KAFKA) fetch
-	@$(BIN)/python -m tests.benchmarks
+	@$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
 
 chaos: install ## Fault-injection suite at full size, e.g. make chaos SEED=7 (guarantee: TACT_PROCESSING_GUARANTEE)
 	@$(KAFKA) fetch
