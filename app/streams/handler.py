@@ -8,9 +8,10 @@ same code runs under Faust and in tests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -78,7 +79,9 @@ class Outputs(Protocol):
         key: bytes | None,
         value: bytes,
         headers: Headers | None = None,
-    ) -> None: ...
+    ) -> Awaitable[Any]:
+        """Queue a record; the awaitable completes once Kafka has it."""
+        ...
 
 
 class StateStore(Protocol):
@@ -118,6 +121,7 @@ class RecordHandler:
         self.store = store
         self.outputs = outputs
         self.clock = clock
+        self.waits_for_delivery = settings.processing_guarantee == "at_least_once"
         self.limits = Limits(
             max_record_bytes=settings.max_record_bytes, max_depth=settings.max_nesting
         )
@@ -189,15 +193,22 @@ class RecordHandler:
             steps.append(decide(current, decoded, now, self.policy))
         final = steps[-1].state if steps else state
 
-        # 5. Write state first, then emit. An unchanged state (a wake-up with
-        # nothing due, an event already applied) is not written again.
+        # 5. Emit, then write state. Under at_least_once the outputs must be
+        # in Kafka before the state that records them: a crash in between
+        # then repeats the decision, with the same decision_id, rather than
+        # losing it. Under exactly_once both commit in one transaction.
+        deliveries: list[Awaitable[Any]] = []
+        for step in steps:
+            deliveries.extend(await self._emit(customer_id, step))
+        if deliveries and self.waits_for_delivery:
+            await asyncio.gather(*deliveries)
+        # An unchanged state (a wake-up with nothing due, an event already
+        # applied) is not written again.
         if final is not state:
             if stored is None:
                 self.customers += 1
                 metrics.customers.set(self.customers)
             self.store[key] = encode_state(final)
-        for step in steps:
-            await self._emit(customer_id, step)
         is_decided_now = kind == KIND_INTENT and bool(steps[-1].decisions)
         if is_decided_now and record.timestamp_ms is not None:
             latency_s = now.timestamp() - record.timestamp_ms / 1000
@@ -255,12 +266,15 @@ class RecordHandler:
             return decode_intent(value, self.limits)
         return decode_wakeup(value)
 
-    async def _emit(self, customer_id: str, step: Step) -> None:
+    async def _emit(self, customer_id: str, step: Step) -> list[Awaitable[Any]]:
+        """Send a step's decisions and approved sends; their delivery futures."""
         key = customer_id.encode()
+        deliveries = []
         for decision in step.decisions:
-            await self.outputs.send(
+            delivery = await self.outputs.send(
                 self.settings.topic_decisions, key, orjson.dumps(decision.to_dict())
             )
+            deliveries.append(delivery)
             rule = decision.reasons[0].rule if decision.reasons else "none"
             metrics.decisions.labels(
                 decision.outcome, rule, self._channel_label(decision.channel)
@@ -270,11 +284,13 @@ class RecordHandler:
                 (INTENT_ID_HEADER, str(approved["intent_id"]).encode()),
                 (DECISION_ID_HEADER, str(approved["decision"]["decision_id"]).encode()),
             ]
-            await self.outputs.send(
+            delivery = await self.outputs.send(
                 self.settings.topic_approved, key, orjson.dumps(approved), headers
             )
+            deliveries.append(delivery)
         for veto in step.late_vetoes:
             metrics.late_vetoes.labels(veto.rule, veto.entity_type or "none").inc()
+        return deliveries
 
     async def _on_wrong_partition(
         self, record: InputRecord, kind: str, customer_id: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,16 @@ class FaustOutputs:
         key: bytes | None,
         value: bytes,
         headers: Headers | None = None,
-    ) -> None:
+    ) -> Awaitable[Any]:
         channel = self._topics.get(topic)
         if channel is None:
             channel = self._topics[topic] = self._app.topic(
                 topic, key_serializer="raw", value_serializer="raw"
             )
-        await channel.send(key=key, value=value, headers=headers or None)
+        delivery: Awaitable[Any] = await channel.send(
+            key=key, value=value, headers=headers or None
+        )
+        return delivery
 
 
 class TableStore:
