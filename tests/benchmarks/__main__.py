@@ -1,7 +1,8 @@
 """`python -m tests.benchmarks [--quick] [--only engine|kafka]`: run the bench.
 
-Writes tests/benchmarks/results/latest.json and latest.md. Generated inputs
-and broker data go to var/bench/, which git ignores.
+Writes tests/benchmarks/results/latest.json and latest.md (a quick run
+writes latest-quick.*). Generated inputs and broker data go to var/bench/,
+which git ignores.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from app.engine.times import HOUR_US
+from app.settings import Settings
 from tests.benchmarks import workload
 from tests.support.broker import KAFKA_SCRIPT, REPO, free_port
 from tests.support.kafka_io import read_all, wait_for_leaders
@@ -88,7 +89,18 @@ def run(size: KafkaSize, work: Path) -> dict[str, Any]:
 
 
 async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {"records": size.records, "customers": size.customers}
+    results: dict[str, Any] = {
+        "records": size.records,
+        "customers": size.customers,
+        # The workers run at the default unless the caller's environment
+        # names one.
+        "processing_guarantee": os.environ.get(
+            "TACT_PROCESSING_GUARANTEE", Settings().processing_guarantee
+        ),
+        "commit_interval_s": float(
+            os.environ.get("TACT_COMMIT_INTERVAL", Settings().commit_interval_s)
+        ),
+    }
     with private_broker(work) as bootstrap:
         # 1. One input, produced once, read by every contender.
         inputs = Stack(bootstrap, "bench-input", workload.POLICY_PATH, PARTITIONS)
@@ -193,7 +205,6 @@ def _stack(bootstrap: str, prefix: str, inputs: Stack) -> Stack:
         extra_env={
             "TACT_TOPIC_LIFECYCLE": inputs.lifecycle,
             "TACT_TOPIC_INTENTS": inputs.intents,
-            "TACT_LOG_LEVEL": "error",
         },
     )
 
@@ -459,7 +470,6 @@ def _recovery(stack: Stack, work: Path) -> dict[str, Any]:
         "bench-empty",
         workload.POLICY_PATH,
         PARTITIONS,
-        extra_env={"TACT_LOG_LEVEL": "error"},
     )
     empty_s, _ = _time_to_ready(empty, work / "empty-data", work / "empty.log")
     ready_s, worker_rss = _time_to_ready(
