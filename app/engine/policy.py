@@ -27,6 +27,8 @@ from app.errors import PolicyError
 
 logger = logging.getLogger(__name__)
 
+MAX_CACHED_RULE_SETS = 1024
+
 # A checkout keeps the schemas beside the package; a wheel installs them as
 # data files under the environment's prefix.
 SCHEMA_FOLDERS = (
@@ -191,7 +193,10 @@ class Policy:
         rule_set = self._rule_sets.get(key)
         if rule_set is None:
             rule_set = self._build_rule_set(channel, category)
-            self._rule_sets[key] = rule_set
+            # Channels and categories come from input: a bound keeps hostile
+            # records from growing the cache without end.
+            if len(self._rule_sets) < MAX_CACHED_RULE_SETS:
+                self._rule_sets[key] = rule_set
         return rule_set
 
     def _build_rule_set(self, channel: str, category: str) -> RuleSet:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.policy import load_policy, parse_policy
+from app.engine.policy import MAX_CACHED_RULE_SETS, load_policy, parse_policy
 from app.errors import PolicyError, TactError
+from tests.unit.engine.helpers import MakePolicy
 
 EXAMPLE = (
     Path(__file__).resolve().parents[3] / "deploy" / "examples" / "travel-policy.yaml"
@@ -133,3 +134,17 @@ def test_policy_errors_share_the_tact_root_and_are_not_retriable() -> None:
 def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "absent.yaml")
+
+
+def test_rule_lookups_for_unseen_channels_keep_the_cache_bounded(
+    make_policy: MakePolicy,
+) -> None:
+    policy = make_policy()
+
+    for number in range(MAX_CACHED_RULE_SETS + 500):
+        policy.rules_for(f"channel-{number}", "marketing")
+
+    assert len(policy._rule_sets) == MAX_CACHED_RULE_SETS
+    assert policy.rules_for("channel-x", "marketing") == policy.rules_for(
+        "channel-y", "marketing"
+    )
