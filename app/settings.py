@@ -25,6 +25,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MISMATCH_ACTIONS = ("repartition", "dead_letter")
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class SettingsError(TactError):
@@ -265,6 +266,8 @@ class Settings:
             problems.append(
                 f"TACT_PARTITION_MISMATCH must be one of {MISMATCH_ACTIONS}"
             )
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"TACT_LOG_LEVEL must be one of {LOG_LEVELS}")
         if self.log_format not in LOG_FORMATS:
             problems.append(f"TACT_LOG_FORMAT must be one of {LOG_FORMATS}")
         if self.security_protocol not in SECURITY_PROTOCOLS:

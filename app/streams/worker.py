@@ -16,6 +16,9 @@ from app.streams.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 
+# Faust's command line spells one level differently.
+FAUST_LOG_LEVELS = {"warning": "warn"}
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run a worker until it is stopped; return an exit status on start-up errors."""
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "tact",
         "worker",
         "--loglevel",
-        settings.log_level,
+        FAUST_LOG_LEVELS.get(settings.log_level, settings.log_level),
         "--web-bind",
         settings.web_bind,
         "--web-port",

@@ -48,3 +48,8 @@ def test_the_readme_documents_every_setting() -> None:
     missing = [env for env, _, _ in describe() if f"`{env}`" not in readme]
 
     assert missing == []
+
+
+def test_an_unknown_log_level_is_refused_at_start_up() -> None:
+    with pytest.raises(SettingsError, match="TACT_LOG_LEVEL"):
+        Settings.from_env({"TACT_LOG_LEVEL": "loud"})
