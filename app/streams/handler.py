@@ -128,6 +128,8 @@ class RecordHandler:
         self.due = DueIndex()
         self._pending: MutableMapping[str, int] = {}
         self.customers = 0
+        # True from the end of a table recovery until partitions are revoked.
+        self.is_recovered = False
         # (topic, partition) -> (last processed offset, monotonic time of it)
         self.progress: dict[tuple[str, int], tuple[int, float]] = {}
         self._kinds = {
@@ -248,14 +250,7 @@ class RecordHandler:
         ]
 
     def _kind_of(self, record: InputRecord) -> str | None:
-        if record.topic == self.settings.topic_repartition:
-            source = (
-                dict(record.headers)
-                .get(SOURCE_TOPIC_HEADER, b"")
-                .decode("utf-8", "replace")
-            )
-            return self._kinds.get(source)
-        return self._kinds.get(record.topic)
+        return self._kinds.get(self._source_topic(record))
 
     def _decode(self, kind: str, value: bytes | None) -> Any:
         if value is None:

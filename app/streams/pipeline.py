@@ -22,23 +22,18 @@ import faust
 import mode
 from faust.types import EventT, StreamT
 
-from app import metrics
+from app import __version__, metrics
 from app.engine import Policy, load_policy
 from app.logs import logging_config
 from app.security import faust_credentials
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
+from app.streams.topics import TABLE_NAME
 from app.streams.transactions import TactApp
 
 logger = logging.getLogger(__name__)
 
-TABLE_NAME = "customers"
 PROGRESS_INTERVAL_S = 5.0
-
-
-def changelog_topic(settings: Settings) -> str:
-    """The customer table's changelog, as Faust names it."""
-    return f"{settings.app_id}-{TABLE_NAME}-changelog"
 
 
 class FaustOutputs:
@@ -179,6 +174,7 @@ def create_app(
         handler.rebuild_index(customers.items())
         elapsed = time.monotonic() - recovery_started[0]
         metrics.recovery_seconds.set(elapsed)
+        handler.is_recovered = True
         metrics.ready.set(1)
         logger.info("recovery done seconds=%.3f", elapsed)
 
@@ -195,12 +191,13 @@ def create_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # untyped signal
     async def mark_unready(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        handler.is_recovered = False
         metrics.ready.set(0)
 
     from app.web.views import register_views
 
     register_views(app, settings, policy, customers, handler)
-    metrics.info.labels(_version(), policy.version, settings.processing_guarantee).set(
+    metrics.info.labels(__version__, policy.version, settings.processing_guarantee).set(
         1
     )
     logger.info(
@@ -237,9 +234,3 @@ def _headers(headers: Any) -> Headers:
         return []
     items = headers.items() if isinstance(headers, dict) else headers
     return [(str(k), bytes(v or b"")) for k, v in items]
-
-
-def _version() -> str:
-    from app import __version__
-
-    return __version__

@@ -24,6 +24,14 @@ MISMATCHED_INTERNAL = (
 )
 
 
+TABLE_NAME = "customers"
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The customer table's changelog, as Faust names it."""
+    return f"{settings.app_id}-{TABLE_NAME}-changelog"
+
+
 class TopicLayoutError(TactError):
     """The topics exist in a layout that would mis-join customers."""
 
@@ -56,7 +64,7 @@ async def ensure_topics(settings: Settings) -> int:
         # 3. Agreement.
         if len(set(input_counts.values())) > 1:
             raise TopicLayoutError(MISMATCHED_INPUTS.format(counts=input_counts))
-        changelog = f"{settings.app_id}-customers-changelog"
+        changelog = changelog_topic(settings)
         existing.update(await _partition_counts(admin, [changelog]))
         for topic in (*settings.internal_topics, changelog):
             if topic in existing and existing[topic] != partitions:

@@ -42,7 +42,7 @@ def register_views(
     app: Any, settings: Settings, policy: Policy, table: Any, handler: RecordHandler
 ) -> None:
     def is_ready() -> bool:
-        return bool(metrics.ready._value.get()) and not app.rebalancing
+        return handler.is_recovered and not app.rebalancing
 
     def unauthorized(web: Any, request: Request) -> Response | None:
         if settings.api_token is None:
