@@ -28,6 +28,7 @@ from app.logs import logging_config
 from app.security import faust_credentials
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
+from app.streams.store import CommittedTableStore, TableStore
 from app.streams.topics import TABLE_NAME
 from app.streams.transactions import TactApp
 
@@ -60,20 +61,6 @@ class FaustOutputs:
             key=key, value=value, headers=headers or None
         )
         return delivery
-
-
-class TableStore:
-    """The customer table seen as bytes in, bytes out."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._table.get(key)
-        return value
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._table[key] = value
 
 
 def rocksdb_options(settings: Settings) -> dict[str, int]:
@@ -135,9 +122,13 @@ def create_app(
         value_type=bytes,
         options=rocksdb_options(settings),
     )
-    handler = RecordHandler(
-        settings, policy, partitions, TableStore(customers), FaustOutputs(app)
-    )
+    store: TableStore | CommittedTableStore
+    if settings.processing_guarantee == "exactly_once":
+        store = CommittedTableStore(customers)
+        app.on_committed(store.on_committed)
+    else:
+        store = TableStore(customers)
+    handler = RecordHandler(settings, policy, partitions, store, FaustOutputs(app))
     wakeups = app.topic(
         settings.topic_wakeups, key_serializer="raw", value_serializer="raw"
     )
@@ -193,6 +184,9 @@ def create_app(
     async def mark_unready(sender: Any, revoked: Any, **kwargs: Any) -> None:
         handler.is_recovered = False
         metrics.ready.set(0)
+        if isinstance(store, CommittedTableStore):
+            # Faust committed what it could before this signal.
+            store.discard()
 
     from app.web.views import register_views
 

@@ -30,6 +30,14 @@ processed, which loses it under either guarantee:
   count as processed. Here the stream partitions stay paused while they
   are sought.
 
+Under exactly_once, Faust takes a changelog partition's end for table
+recovery from the last fetch response of that partition. A partition just
+assigned has had no fetch yet, so its end reads as "empty": recovery reads
+nothing and the worker decides on the state it happens to have locally,
+which after partitions move is stale or empty. Here the end is asked of
+the broker, which under read_committed answers with the last stable
+offset: everything committed, nothing of an open transaction.
+
 Commits run on a timer while the agent processes records, so a commit
 could land between an event's state write and its sends, or before its
 buffered changelog record has reached the producer: the transaction would
@@ -43,11 +51,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
+from aiokafka.errors import ProducerFenced
 from faust import current_event
 from faust.transport import by_url
 from faust.transport.consumer import Consumer, TransactionManager
@@ -90,6 +100,37 @@ class EventScopedTransactionManager(TransactionManager):
         fut = await self.send(topic, key, value, partition, timestamp, headers)
         result: RecordMetadata = await fut
         return result
+
+    async def commit(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        by_transaction: defaultdict[str, dict[TP, int]] = defaultdict(dict)
+        for tp, offset in offsets.items():
+            by_transaction[self._transaction_id(tp.topic, tp.partition)][tp] = offset
+        # Faust skips a transaction whose producer it has already stopped.
+        open_ = self.producer._transaction_producers  # type: ignore[attr-defined]
+        committed = {
+            tp.partition
+            for tid, tps in by_transaction.items()
+            if tid in open_
+            for tp in tps
+        }
+        try:
+            await self.producer.commit_transactions(
+                by_transaction,
+                self.app.conf.id,
+                start_new_transaction=start_new_transaction,
+            )
+        except ProducerFenced as exc:
+            # Another worker owns these partitions now; what this one wrote
+            # since its last commit is aborted.
+            self.log.warning("transaction fenced, stopping error=%r", exc)
+            await self.app.crash(exc)
+            return False
+        app = self.app
+        if isinstance(app, TactApp):
+            await app.committed(committed)
+        return True
 
     def _transaction_for(self, topic: str, partition: int | None) -> str | None:
         event = current_event()
@@ -134,6 +175,14 @@ class HandledOnlyConsumer(Consumer):
         acked: bool = super().ack(message)
         return acked
 
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        thread: Any = self._thread  # type: ignore[attr-defined]  # the driver's
+        client = thread._ensure_consumer()
+        ends: Mapping[TP, int] = await thread.call_thread(
+            client.end_offsets, list(partitions)
+        )
+        return ends
+
     async def perform_seek(self) -> None:
         streams = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
         paused = streams & self._get_active_partitions()
@@ -147,6 +196,21 @@ class HandledOnlyConsumer(Consumer):
 class TactApp(faust.App):
     """A Faust app whose transactions cover every output of an event, and
     whose commits cover only records that were handled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_committed: list[Callable[[Collection[int]], Awaitable[None]]] = []
+
+    def on_committed(
+        self, callback: Callable[[Collection[int]], Awaitable[None]]
+    ) -> None:
+        """Call `callback` with the input partitions of each committed
+        transaction (exactly_once)."""
+        self._on_committed.append(callback)
+
+    async def committed(self, partitions: Collection[int]) -> None:
+        for callback in self._on_committed:
+            await callback(partitions)
 
     def _new_transport(self) -> TransportT:
         base = by_url(self.conf.broker_consumer[0])

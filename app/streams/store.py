@@ -1,0 +1,130 @@
+"""The customer table as the handler sees it: bytes in, bytes out.
+
+Faust writes a table's local RocksDB at once and its changelog record
+within the event's transaction. Under exactly_once that transaction can
+still abort (a crash, a fenced zombie), and the local database would then
+hold state Kafka never committed: when the worker decides on it again, an
+intent it already saw in the aborted transaction looks like a retry and is
+suppressed. So under exactly_once writes wait in memory, readable by the
+handler, and reach RocksDB only once their transaction has committed, the
+way table recovery would have applied them; what a rebalance or a failed
+commit leaves behind is dropped, and Kafka has the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from faust import current_event
+from faust.types import TP
+
+logger = logging.getLogger(__name__)
+
+
+class TableStore:
+    """Reads and writes the customer table directly (at_least_once)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._table.get(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._table[key] = value
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A table write whose changelog record is in an open transaction."""
+
+    key: bytes
+    value: bytes
+    sent: Any  # Faust's FutureMessage for the changelog record
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """A committed changelog record, shaped as table recovery reads one."""
+
+    tp: TP
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+
+    @property
+    def message(self) -> _Applied:
+        return self
+
+
+class CommittedTableStore:
+    """Writes reach the local table only once their transaction commits
+    (exactly_once, see the module doc)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        # partition -> key -> latest uncommitted value, for reads
+        self._latest: dict[int, dict[bytes, bytes]] = {}
+        # partition -> uncommitted writes in order, for the commit
+        self._changes: dict[int, list[_Change]] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        latest = self._latest.get(_event_partition())
+        if latest is not None and key in latest:
+            return latest[key]
+        value: bytes | None = self._table.get(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        partition = _event_partition()
+        sent = self._table.send_changelog(
+            partition, key, value, key_serializer="raw", value_serializer="raw"
+        )
+        self._latest.setdefault(partition, {})[key] = value
+        self._changes.setdefault(partition, []).append(_Change(key, value, sent))
+
+    @property
+    def uncommitted(self) -> int:
+        return sum(len(changes) for changes in self._changes.values())
+
+    async def on_committed(self, partitions: Collection[int]) -> None:
+        """Apply the writes of `partitions`, whose transactions committed."""
+        for partition in partitions:
+            changes = self._changes.pop(partition, [])
+            self._latest.pop(partition, None)
+            if not changes:
+                continue
+            results = await asyncio.gather(*(change.sent for change in changes))
+            self._table.apply_changelog_batch(
+                [
+                    _Applied(
+                        tp=result.topic_partition,
+                        partition=partition,
+                        offset=result.offset,
+                        key=change.key,
+                        value=change.value,
+                    )
+                    for change, result in zip(changes, results, strict=True)
+                ]
+            )
+
+    def discard(self) -> None:
+        """Forget every uncommitted write: its transaction will not commit."""
+        if self._changes:
+            logger.info("uncommitted table writes dropped writes=%d", self.uncommitted)
+        self._changes.clear()
+        self._latest.clear()
+
+
+def _event_partition() -> int:
+    event = current_event()
+    if event is None:
+        raise RuntimeError("the customer table is written only while handling a record")
+    partition: int = event.message.partition
+    return partition
