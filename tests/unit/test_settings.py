@@ -9,7 +9,7 @@ def test_defaults_run_on_the_embedded_local_stack() -> None:
     settings = Settings.from_env({})
 
     assert settings.bootstrap_servers == "127.0.0.1:9092"
-    assert settings.processing_guarantee == "at_least_once"
+    assert settings.processing_guarantee == "exactly_once"
     assert settings.policy_path.is_file()
 
 
