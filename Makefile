@@ -10,7 +10,7 @@ SEED ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo-replay test test-unit test-integration lint format \
-        typecheck kafka-up kafka-down kafka-status bench chaos clean
+        typecheck kafka-up kafka-down kafka-status bench chaos soak clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,10 @@ chaos: install ## Fault-injection suite at full size, e.g. make chaos SEED=7 (gu
 	@$(KAFKA) fetch
 	@$(BIN)/pytest tests/reliability -m chaos --chaos-scale=full --chaos-seed=$(SEED) \
 		--chaos-record=var/chaos/runs.jsonl $(PYTEST_ARGS)
+
+soak: install ## One worker through 1M intents over 100k customers; fails above the README's RSS bound
+	@$(KAFKA) fetch
+	@$(BIN)/python -m tests.benchmarks.soak $(SOAK_ARGS)
 
 clean: ## Remove local data, caches and the venv
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
