@@ -25,7 +25,7 @@ from faust.types import EventT, StreamT
 from app import __version__, metrics
 from app.engine import Policy, load_policy
 from app.logs import logging_config
-from app.security import faust_credentials
+from app.security import client_options, faust_credentials
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
 from app.streams.store import CommittedTableStore, TableStore
@@ -107,6 +107,7 @@ def create_app(
         broker_credentials=faust_credentials(settings),
     )
 
+    app.client_options = client_options(settings)
     inputs = app.topic(
         settings.topic_lifecycle,
         settings.topic_intents,

@@ -36,7 +36,8 @@ assigned has had no fetch yet, so its end reads as "empty": recovery reads
 nothing and the worker decides on the state it happens to have locally,
 which after partitions move is stale or empty. Here the end is asked of
 the broker, which under read_committed answers with the last stable
-offset: everything committed, nothing of an open transaction.
+offset: everything committed, nothing of an open transaction (recovery.py
+then finds the last record below it).
 
 Commits run on a timer while the agent processes records, so a commit
 could land between an event's state write and its sends, or before its
@@ -62,6 +63,8 @@ from faust import current_event
 from faust.transport import by_url
 from faust.transport.consumer import Consumer, TransactionManager
 from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
+
+from app.streams.recovery import ends_past_last_record
 
 
 class EventScopedTransactionManager(TransactionManager):
@@ -181,6 +184,9 @@ class HandledOnlyConsumer(Consumer):
         ends: Mapping[TP, int] = await thread.call_thread(
             client.end_offsets, list(partitions)
         )
+        app = self.app
+        if self.in_transaction and isinstance(app, TactApp) and app.client_options:
+            return await ends_past_last_record(app.client_options, ends)
         return ends
 
     async def perform_seek(self) -> None:
@@ -200,6 +206,8 @@ class TactApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_committed: list[Callable[[Collection[int]], Awaitable[None]]] = []
+        # How Tact's own aiokafka clients connect (see app.security).
+        self.client_options: dict[str, Any] = {}
 
     def on_committed(
         self, callback: Callable[[Collection[int]], Awaitable[None]]
