@@ -89,7 +89,10 @@ class StateStore(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    async def put(self, key: bytes, value: bytes) -> None:
+        """Write the customer's state; its changelog record is queued for
+        Kafka when this returns."""
+        ...
 
 
 Clock = Callable[[], datetime]
@@ -210,7 +213,7 @@ class RecordHandler:
             if stored is None:
                 self.customers += 1
                 metrics.customers.set(self.customers)
-            self.store[key] = encode_state(final)
+            await self.store.put(key, encode_state(final))
         is_decided_now = kind == KIND_INTENT and bool(steps[-1].decisions)
         if is_decided_now and record.timestamp_ms is not None:
             latency_s = now.timestamp() - record.timestamp_ms / 1000

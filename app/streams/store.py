@@ -9,6 +9,12 @@ suppressed. So under exactly_once writes wait in memory, readable by the
 handler, and reach RocksDB only once their transaction has committed, the
 way table recovery would have applied them; what a rebalance or a failed
 commit leaves behind is dropped, and Kafka has the truth.
+
+Under both guarantees the changelog record is handed to the producer while
+the record that caused it is handled. Faust's table API queues it in a
+send buffer instead, whose task can still be sending it while a commit
+runs: the record would then miss the transaction (or the offset commit)
+of the state it carries.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 class TableStore:
-    """Reads and writes the customer table directly (at_least_once)."""
+    """Writes the local table at once (at_least_once)."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
@@ -35,8 +41,18 @@ class TableStore:
         value: bytes | None = self._table.get(key)
         return value
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._table[key] = value
+    async def put(self, key: bytes, value: bytes) -> None:
+        partition = _event_partition()
+        self._table.data[key] = value
+        await self._table.changelog_topic.send(
+            key=key,
+            value=value,
+            partition=partition,
+            key_serializer="raw",
+            value_serializer="raw",
+            # Faust's own bookkeeping: the changelog offset the table holds.
+            callback=self._table._on_changelog_sent,
+        )
 
 
 @dataclass(frozen=True)
@@ -81,10 +97,14 @@ class CommittedTableStore:
         value: bytes | None = self._table.get(key)
         return value
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
+    async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
-        sent = self._table.send_changelog(
-            partition, key, value, key_serializer="raw", value_serializer="raw"
+        sent = await self._table.changelog_topic.send(
+            key=key,
+            value=value,
+            partition=partition,
+            key_serializer="raw",
+            value_serializer="raw",
         )
         self._latest.setdefault(partition, {})[key] = value
         self._changes.setdefault(partition, []).append(_Change(key, value, sent))

@@ -14,7 +14,7 @@ from aiokafka.errors import ProducerFenced
 from faust.streams import _current_event
 from faust.types import TP
 
-from app.streams.store import CommittedTableStore
+from app.streams.store import CommittedTableStore, TableStore
 from app.streams.transactions import EventScopedTransactionManager, TactApp
 
 CHANGELOG = "tact-customers-changelog"
@@ -31,7 +31,11 @@ class FakeTable:
     def get(self, key: bytes) -> bytes | None:
         return self.rows.get(key)
 
-    def send_changelog(self, partition: int, key: bytes, value: bytes, **_: Any) -> Any:
+    @property
+    def changelog_topic(self) -> FakeTable:
+        return self
+
+    async def send(self, *, partition: int, **_: Any) -> Any:
         offset = self._offsets.get(partition, -1) + 1
         self._offsets[partition] = offset
         sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -67,7 +71,7 @@ async def test_a_write_is_read_back_before_it_reaches_the_table() -> None:
     store = CommittedTableStore(table)
 
     with handling(2):
-        store[b"c-1"] = b"v1"
+        await store.put(b"c-1", b"v1")
         assert store.get(b"c-1") == b"v1"
 
     assert table.rows == {}
@@ -77,9 +81,9 @@ async def test_a_committed_write_reaches_the_table_with_its_changelog_offset() -
     table = FakeTable()
     store = CommittedTableStore(table)
     with handling(2):
-        store[b"c-1"] = b"v1"
-        store[b"c-1"] = b"v2"
-        store[b"c-2"] = b"w1"
+        await store.put(b"c-1", b"v1")
+        await store.put(b"c-1", b"v2")
+        await store.put(b"c-2", b"w1")
 
     await store.on_committed({2})
 
@@ -92,9 +96,9 @@ async def test_a_commit_applies_only_its_own_partitions() -> None:
     table = FakeTable()
     store = CommittedTableStore(table)
     with handling(1):
-        store[b"c-1"] = b"one"
+        await store.put(b"c-1", b"one")
     with handling(4):
-        store[b"c-4"] = b"four"
+        await store.put(b"c-4", b"four")
 
     await store.on_committed({4})
 
@@ -108,7 +112,7 @@ async def test_discarded_writes_never_reach_the_table() -> None:
     table.rows[b"c-1"] = b"committed"
     store = CommittedTableStore(table)
     with handling(0):
-        store[b"c-1"] = b"aborted"
+        await store.put(b"c-1", b"aborted")
 
     store.discard()
     await store.on_committed({0})
@@ -122,7 +126,7 @@ async def test_writing_outside_a_record_is_refused() -> None:
     store = CommittedTableStore(FakeTable())
 
     with pytest.raises(RuntimeError, match="only while handling a record"):
-        store[b"c-1"] = b"v1"
+        await store.put(b"c-1", b"v1")
 
 
 class CommittingProducer:
@@ -192,3 +196,16 @@ async def test_a_fenced_commit_crashes_and_applies_nothing() -> None:
 
     assert reported == []
     assert len(app.crashes) == 1
+
+
+async def test_at_least_once_writes_the_table_and_queues_its_changelog_record() -> None:
+    table = FakeTable()
+    table.data = table.rows  # type: ignore[attr-defined]
+    table._on_changelog_sent = lambda fut: None  # type: ignore[attr-defined]
+    store = TableStore(table)
+
+    with handling(3):
+        await store.put(b"c-1", b"v1")
+
+    assert table.rows == {b"c-1": b"v1"}
+    assert table._offsets == {3: 0}
