@@ -154,6 +154,10 @@ def create_app(
                     )
                 )
                 app.mark_handled(message)
+                # Faust would acknowledge it only when the stream hands out
+                # the next record, so a commit in between would carry this
+                # record's outputs but not its offset.
+                event.ack()
 
     recovery_started = [time.monotonic()]
 
@@ -186,7 +190,9 @@ def create_app(
         handler.is_recovered = False
         metrics.ready.set(0)
         if isinstance(store, CommittedTableStore):
-            # Faust committed what it could before this signal.
+            # Faust committed what it could before this signal; the rest is
+            # handled again after the rebalance.
+            await app.abort_open_transactions()
             store.discard()
 
     from app.web.views import register_views

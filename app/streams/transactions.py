@@ -43,14 +43,17 @@ Commits run on a timer while the agent processes records, so a commit
 could land between an event's state write and its sends, or before its
 buffered changelog record has reached the producer: the transaction would
 then hold half an event, and a crash afterwards would lose or repeat a
-send. Here the agent handles a record and the consumer commits under one
-lock, and a commit first drains Faust's send buffer, so every transaction
-ends at an event boundary with all of that event's records in it.
+send. Here the agent handles and acknowledges a record, and the consumer
+commits, under one lock; table writes reach the producer while their
+record is handled (see store.py), and a commit still drains Faust's send
+buffer for anything else. Every transaction then ends at an event boundary
+with all of that event's records and its offset in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
@@ -65,6 +68,8 @@ from faust.transport.consumer import Consumer, TransactionManager
 from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
 
 from app.streams.recovery import ends_past_last_record
+
+logger = logging.getLogger(__name__)
 
 
 class EventScopedTransactionManager(TransactionManager):
@@ -186,8 +191,19 @@ class HandledOnlyConsumer(Consumer):
         )
         app = self.app
         if self.in_transaction and isinstance(app, TactApp) and app.client_options:
-            return await ends_past_last_record(app.client_options, ends)
-        return ends
+            ends = await ends_past_last_record(app.client_options, ends)
+        return {tp: self._not_before_persisted(tp, end) for tp, end in ends.items()}
+
+    def _not_before_persisted(self, tp: TP, end: int) -> int:
+        # Just after this worker's own commit the last stable offset can
+        # trail it while the commit markers are written; what the local
+        # table holds is committed, so the end is at least past it.
+        for table in self.app.tables.values():
+            if table.changelog_topic_name == tp.topic:
+                persisted: int | None = table.persisted_offset(tp)
+                if persisted is not None and end <= persisted:
+                    return persisted + 1
+        return end
 
     async def perform_seek(self) -> None:
         streams = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
@@ -232,6 +248,26 @@ class TactApp(faust.App):
 
         transport: TransportT = Transport(self.conf.broker_consumer, self)
         return transport
+
+    async def abort_open_transactions(self) -> None:
+        """Abort whatever this worker's transactions hold since its last
+        commit (exactly_once, when partitions are revoked).
+
+        Faust keeps the producers of partitions that stay with the worker,
+        and their open transaction with them: sends of records whose offsets
+        and table writes the rebalance discards would otherwise commit with
+        the next transaction, next to the same records handled again.
+        """
+        producers = getattr(self.producer, "_transaction_producers", {})
+        for transactional_id, producer in list(producers.items()):
+            txn = producer._txn_manager
+            if not txn.is_in_transaction():
+                continue
+            if not txn.is_empty_transaction():
+                logger.info(
+                    "open transaction aborted transactional_id=%s", transactional_id
+                )
+            await self.producer.abort_transaction(transactional_id)
 
     @asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:
