@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from aiokafka.errors import KafkaError
@@ -52,5 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         settings.web_host,
         *(argv or []),
     ]
-    app.main()
-    return 0
+    try:
+        app.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    else:
+        code = 0
+    # After a crash (a fenced producer, say) Faust can leave a thread running
+    # that keeps the process alive; the orchestrator must see it exit.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
