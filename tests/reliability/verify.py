@@ -117,10 +117,14 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
     approved = await read_all(bootstrap, stack.approved, partitions)
     sent: dict[str, list[str]] = {}
     counts: Counter[str] = Counter()
+    decided_at: dict[str, list[str]] = {}
     for _, _, value in approved:
         send = orjson.loads(value or b"{}")
         counts[send["intent_id"]] += 1
         sent.setdefault(send["customer_id"], []).append(send["intent_id"])
+        decided_at.setdefault(send["intent_id"], []).append(
+            send["decision"]["decided_at"]
+        )
     expected = truth.approved_ids
     lost = sorted(expected - set(counts))
     duplicated = sorted(i for i, n in counts.items() if n > 1)
@@ -140,6 +144,8 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
     for name, ids in (
         ("lost", lost),
         ("duplicated", duplicated),
+        # When each copy was decided, to find the fault that repeated it.
+        ("duplicated, decided at", [" ".join(decided_at[i]) for i in duplicated]),
         ("wrong", wrong),
         ("misordered", misordered),
     ):
