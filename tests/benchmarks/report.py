@@ -20,8 +20,8 @@ TARGET_RECOVERY_S_PER_MILLION = 60.0
 
 
 def write(results: dict[str, Any]) -> tuple[Path, Path]:
-    """Write latest.json and latest.md (latest-quick.* for a quick run, so a
-    quick check never overwrites the committed full results)."""
+    """Write latest.json, latest.md and latest.png (latest-quick.* for a quick
+    run, so a quick check never overwrites the committed full results)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "latest" if results["mode"] == "full" else "latest-quick"
     json_path = RESULTS / f"{stem}.json"
@@ -30,7 +30,51 @@ def write(results: dict[str, Any]) -> tuple[Path, Path]:
         orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     )
     md_path.write_text(markdown(results))
+    if results.get("kafka"):
+        plot(results["kafka"], RESULTS / f"{stem}.png")
     return json_path, md_path
+
+
+def plot(kafka: dict[str, Any], path: Path) -> None:
+    """Throughput against the baseline, and latency against offered load."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = ["aiokafka pass-through", "Tact, one worker", "Tact, two workers"]
+    rates = [
+        kafka["baseline"]["records_per_s"],
+        kafka["tact"]["records_per_s"],
+        kafka["scaling"].get("records_per_s") or 0.0,
+    ]
+    left.bar(names, rates, color=["#888888", "#2b6cb0", "#63b3ed"])
+    left.set_ylabel("records per second")
+    left.set_title("Throughput, draining a backlog")
+    left.tick_params(axis="x", labelsize=8)
+    loads = kafka["latency"]
+    offered = [row["offered_per_s"] for row in loads]
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        right.plot(offered, [row[key] for row in loads], marker="o", label=label)
+    right.axhline(
+        TARGET_P99_MS_AT_HALF,
+        color="#c53030",
+        linestyle="--",
+        linewidth=1,
+        label="p99 target",
+    )
+    right.set_yscale("log")
+    right.set_xlabel("offered intents per second")
+    right.set_ylabel("produce to read_committed visible (ms)")
+    right.set_title(
+        f"Latency, {kafka['processing_guarantee']}, "
+        f"commit every {kafka['commit_interval_s']:g} s"
+    )
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def markdown(results: dict[str, Any]) -> str:
