@@ -44,14 +44,9 @@ class TableStore:
     async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
         self._table.data[key] = value
-        await self._table.changelog_topic.send(
-            key=key,
-            value=value,
-            partition=partition,
-            key_serializer="raw",
-            value_serializer="raw",
-            # Faust's own bookkeeping: the changelog offset the table holds.
-            callback=self._table._on_changelog_sent,
+        # Faust's own bookkeeping keeps the changelog offset the table holds.
+        await _send_changelog(
+            self._table, partition, key, value, self._table._on_changelog_sent
         )
 
 
@@ -99,13 +94,7 @@ class CommittedTableStore:
 
     async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
-        sent = await self._table.changelog_topic.send(
-            key=key,
-            value=value,
-            partition=partition,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        sent = await _send_changelog(self._table, partition, key, value)
         self._latest.setdefault(partition, {})[key] = value
         self._changes.setdefault(partition, []).append(_Change(key, value, sent))
 
@@ -140,6 +129,20 @@ class CommittedTableStore:
             logger.info("uncommitted table writes dropped writes=%d", self.uncommitted)
         self._changes.clear()
         self._latest.clear()
+
+
+async def _send_changelog(
+    table: Any, partition: int, key: bytes, value: bytes, callback: Any = None
+) -> Any:
+    """Hand a table write's changelog record to the producer; its delivery."""
+    return await table.changelog_topic.send(
+        key=key,
+        value=value,
+        partition=partition,
+        key_serializer="raw",
+        value_serializer="raw",
+        callback=callback,
+    )
 
 
 def _event_partition() -> int:
