@@ -4,8 +4,9 @@ The story spans weeks; the demo keeps its order but squeezes it into seconds:
 every record is produced `--pace` seconds after the previous one, and every
 time inside it (occurred_at, send_at, a booking's starts_at, ...) is moved
 onto the same squeezed timeline. Ids get a per-run suffix so that a second
-run is not a replay of the first, and the customers' time zone is set to one
-where it is now midday, so quiet hours do not hold the demo overnight.
+run is not a replay of the first, and every customer's time zone is set to
+one where it is now midday, so quiet hours do not hold the demo overnight: a
+customer whose story sets none gets a profile update first.
 """
 
 from __future__ import annotations
@@ -101,7 +102,48 @@ def rebase(
                 "value": value,
             }
         )
+    return _zone_for_everyone(out, zone)
+
+
+def _zone_for_everyone(
+    records: list[dict[str, Any]], zone: str
+) -> list[dict[str, Any]]:
+    """`records` with a profile update setting `zone` before the first record
+    of each customer whose story never sets a timezone."""
+    lifecycle = next((r["topic"] for r in records if _value(r).get("event_id")), None)
+    if lifecycle is None:
+        return records
+    zoned = {
+        _value(r).get("customer_id")
+        for r in records
+        if "timezone" in (_value(r).get("attributes") or {})
+    }
+    out = []
+    for record in records:
+        customer = _value(record).get("customer_id")
+        if isinstance(customer, str) and customer not in zoned:
+            zoned.add(customer)
+            out.append(
+                {
+                    "topic": lifecycle,
+                    "timestamp": record["timestamp"],
+                    "key": record.get("key"),
+                    "value": {
+                        "event_id": f"ev-{customer}-zone",
+                        "customer_id": customer,
+                        "type": "profile.updated",
+                        "occurred_at": record["timestamp"],
+                        "attributes": {"timezone": zone},
+                    },
+                }
+            )
+        out.append(record)
     return out
+
+
+def _value(record: dict[str, Any]) -> dict[str, Any]:
+    value = record.get("value")
+    return value if isinstance(value, dict) else {}
 
 
 def _record_time(record: dict[str, Any]) -> int:

@@ -34,7 +34,11 @@ def test_the_timeline_paces_anchors_evenly_and_keeps_order_between_them() -> Non
 def test_rebased_story_keeps_its_order_and_only_its_times_and_ids_change() -> None:
     story = load_story(DEFAULT_STORY)
 
-    rebased = rebase(story, START, 0.5, run_tag="r1", zone="Etc/GMT-2")
+    rebased = [
+        r
+        for r in rebase(story, START, 0.5, run_tag="r1", zone="Etc/GMT-2")
+        if not r["value"].get("event_id", "").endswith("-zone")
+    ]
 
     stamps = [to_us(parse_time(r["timestamp"])) for r in rebased]
     assert stamps == sorted(stamps)
@@ -47,6 +51,23 @@ def test_rebased_story_keeps_its_order_and_only_its_times_and_ids_change() -> No
         assert value.get("payload") == before["value"].get("payload")
         if "timezone" in value.get("attributes", {}):
             assert value["attributes"]["timezone"] == "Etc/GMT-2"
+
+
+def test_every_customer_is_in_the_demo_zone_before_their_first_intent() -> None:
+    story = load_story(DEFAULT_STORY)
+
+    rebased = rebase(story, START, 0.5, run_tag="r1", zone="Etc/GMT-2")
+
+    zones: dict[str, str] = {}
+    for record in rebased:
+        value = record["value"]
+        if "timezone" in value.get("attributes", {}):
+            zones[value["customer_id"]] = value["attributes"]["timezone"]
+        if "intent_id" in value:
+            assert zones.get(value["customer_id"]) == "Etc/GMT-2", value["intent_id"]
+    added = [r for r in rebased if r["value"].get("event_id", "").endswith("-zone")]
+    assert {r["value"]["customer_id"] for r in added} == {"c-2002-r1", "c-3000-r1"}
+    assert len(rebased) == len(story) + len(added)
 
 
 def test_a_reminder_due_after_the_cancellation_stays_after_it() -> None:
