@@ -37,13 +37,14 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 5.0
 
 
-class FaustOutputs:
-    """Sends through Faust, so that exactly-once mode puts them in the event's
-    transaction."""
+class ProducerOutputs:
+    """Hands records to Faust's producer directly, past its topic layer,
+    whose per-message bookkeeping cost a sixth of the worker's time. Under
+    exactly_once a send made while a record is handled joins that record's
+    transaction (see transactions.py)."""
 
     def __init__(self, app: faust.App) -> None:
         self._app = app
-        self._topics: dict[str, Any] = {}
 
     async def send(
         self,
@@ -51,14 +52,12 @@ class FaustOutputs:
         key: bytes | None,
         value: bytes,
         headers: Headers | None = None,
+        partition: int | None = None,
     ) -> Awaitable[Any]:
-        channel = self._topics.get(topic)
-        if channel is None:
-            channel = self._topics[topic] = self._app.topic(
-                topic, key_serializer="raw", value_serializer="raw"
-            )
-        delivery: Awaitable[Any] = await channel.send(
-            key=key, value=value, headers=headers or None
+        app = self._app
+        producer = app.consumer.transactions if app.in_transaction else app.producer
+        delivery: Awaitable[Any] = await producer.send(
+            topic, key, value, partition, None, headers or None
         )
         return delivery
 
@@ -123,13 +122,14 @@ def create_app(
         value_type=bytes,
         options=rocksdb_options(settings),
     )
+    outputs = ProducerOutputs(app)
     store: TableStore | CommittedTableStore
     if settings.processing_guarantee == "exactly_once":
-        store = CommittedTableStore(customers)
+        store = CommittedTableStore(customers, outputs)
         app.on_committed(store.on_committed)
     else:
-        store = TableStore(customers)
-    handler = RecordHandler(settings, policy, partitions, store, FaustOutputs(app))
+        store = TableStore(customers, outputs)
+    handler = RecordHandler(settings, policy, partitions, store, outputs)
     wakeups = app.topic(
         settings.topic_wakeups, key_serializer="raw", value_serializer="raw"
     )
