@@ -28,6 +28,7 @@ class FakeTable:
     def __init__(self) -> None:
         self.rows: dict[bytes, bytes] = {}
         self.persisted: dict[TP, int] = {}
+        self.data = self
 
     def get(self, key: bytes) -> bytes | None:
         return self.rows.get(key)
@@ -67,10 +68,6 @@ class FakeOutputs:
 
 class AtOnceTable(FakeTable):
     """A table as at_least_once writes it: `data` is RocksDB."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = self
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.rows[key] = value
