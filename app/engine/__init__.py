@@ -16,7 +16,12 @@ from app.engine.records import (
     decode_event,
     decode_intent,
 )
-from app.engine.state import CustomerState, decode_state, encode_state
+from app.engine.state import (
+    CustomerState,
+    decode_state,
+    encode_state,
+    encoded_pending,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -36,6 +41,7 @@ __all__ = [
     "decode_intent",
     "decode_state",
     "encode_state",
+    "encoded_pending",
     "load_policy",
     "parse_policy",
     "release",

@@ -272,6 +272,22 @@ def encode_state(state: CustomerState) -> bytes:
     return orjson.dumps(out)
 
 
+def encoded_pending(data: bytes) -> tuple[int | None, int]:
+    """`next_due_us` and `pending_count` of an encoded state, read without
+    decoding the rest; ValueError if the bytes are not one."""
+    try:
+        raw = orjson.loads(data)
+        if raw.get("v") != ENCODING_VERSION:
+            raise ValueError(f"unknown customer state encoding {raw.get('v')!r}")
+        if not isinstance(raw["c"], str):
+            raise ValueError("customer_id is not a string")
+        pending = raw.get("p", ())
+        due_us = min((int(item[0]) for item in pending), default=None)
+        return due_us, len(pending)
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"not an encoded customer state: {exc}") from exc
+
+
 def decode_state(data: bytes) -> CustomerState:
     """The state encoded by `encode_state`; ValueError if the bytes are not one."""
     try:

@@ -32,6 +32,7 @@ from app.engine import (
     decode_intent,
     decode_state,
     encode_state,
+    encoded_pending,
     release,
 )
 from app.engine.records import UNKNOWN_SOURCE, WRONG_PARTITION
@@ -222,7 +223,9 @@ class RecordHandler:
             metrics.decision_latency.observe(max(latency_s, 0.0))
 
         # 6. Index and metrics.
-        self._track(customer_id, record.partition, final)
+        self._track(
+            customer_id, record.partition, final.next_due_us, final.pending_count
+        )
 
     def rebuild_index(self, items: Any) -> None:
         """Refill the due index from (key, value) pairs of the owned partitions."""
@@ -231,9 +234,12 @@ class RecordHandler:
         self.customers = 0
         for key, value in items:
             self.customers += 1
-            state = decode_state(value)
+            # Only what the index needs: decoding whole states took most of
+            # the rebuild.
+            due_us, pending = encoded_pending(value)
             customer_id = key.decode() if isinstance(key, bytes) else str(key)
-            self._track(customer_id, partition_for(customer_id, self.partitions), state)
+            partition = partition_for(customer_id, self.partitions)
+            self._track(customer_id, partition, due_us, pending)
         metrics.pending_intents.set(sum(self._pending.values()))
         metrics.customers.set(self.customers)
         logger.info(
@@ -352,9 +358,10 @@ class RecordHandler:
             )
         return record.topic
 
-    def _track(self, customer_id: str, partition: int, state: CustomerState) -> None:
-        self.due.set(customer_id, partition, state.next_due_us)
-        pending = state.pending_count
+    def _track(
+        self, customer_id: str, partition: int, due_us: int | None, pending: int
+    ) -> None:
+        self.due.set(customer_id, partition, due_us)
         before = self._pending.get(customer_id, 0)
         if pending:
             self._pending[customer_id] = pending

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine import CustomerState, apply, decide, decode_state, encode_state
+from app.engine import (
+    CustomerState,
+    apply,
+    decide,
+    decode_state,
+    encode_state,
+    encoded_pending,
+)
 from app.engine.records import EntityRef, Intent, LifecycleEvent
 from app.engine.times import from_us, to_us
 from tests.unit.engine.helpers import (
@@ -70,6 +77,23 @@ def test_rich_state_survives_encoding(
     assert decoded.next_due == at("2026-03-09T10:00:00Z")
 
 
+def test_the_due_index_reads_what_is_waiting_without_decoding(
+    make_policy: MakePolicy, make_intent: MakeIntent, empty_state: CustomerState
+) -> None:
+    policy = make_policy()
+    state = empty_state
+    for send_at in ("2026-03-09T10:00:00Z", "2026-03-04T08:00:00Z"):
+        state = decide_at(
+            state, make_intent(send_at=send_at), "2026-03-01T10:00:00Z", policy
+        ).state
+
+    encoded = encode_state(state)
+
+    assert encoded_pending(encoded) == (to_us(at("2026-03-04T08:00:00Z")), 2)
+    assert encoded_pending(encoded) == (state.next_due_us, state.pending_count)
+    assert encoded_pending(encode_state(empty_state)) == (None, 0)
+
+
 def test_empty_state_encodes_in_a_few_bytes() -> None:
     encoded = encode_state(CustomerState.empty("c-1"))
 
@@ -80,6 +104,8 @@ def test_empty_state_encodes_in_a_few_bytes() -> None:
 def test_bytes_that_are_not_a_state_are_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="state"):
         decode_state(data)
+    with pytest.raises(ValueError, match="state"):
+        encoded_pending(data)
 
 
 def test_a_year_of_100k_intents_keeps_the_state_bounded(
