@@ -156,15 +156,26 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
     decisions = await read_all(bootstrap, stack.decisions, partitions)
     seen: Counter[str] = Counter()
     outcome: dict[str, str] = {}
+    described: dict[str, str] = {}
     for _, _, value in decisions:
         decision = orjson.loads(value or b"{}")
-        seen[decision["decision_id"]] += 1
-        outcome[decision["decision_id"]] = decision["outcome"]
+        decision_id = decision["decision_id"]
+        seen[decision_id] += 1
+        outcome[decision_id] = decision["outcome"]
+        rules = ",".join(r["rule"] for r in decision["reasons"]) or "-"
+        described[decision_id] = (
+            f"{decision['intent_id']}:{decision['outcome']}:{rules}"
+        )
     report.decisions_lost = len(set(truth.decisions) - set(seen))
     report.decisions_duplicated = sum(1 for n in seen.values() if n > 1)
-    report.decisions_wrong = sum(
-        1 for d, o in outcome.items() if truth.decision_outcomes.get(d) != o
+    wrong_decisions = sorted(
+        f"{described[d]} (replay: {truth.decision_outcomes.get(d)})"
+        for d, o in outcome.items()
+        if truth.decision_outcomes.get(d) != o
     )
+    report.decisions_wrong = len(wrong_decisions)
+    if wrong_decisions:
+        report.examples["decisions wrong"] = wrong_decisions
 
     # 3. Dead letters.
     letters = await read_all(bootstrap, stack.dead_letters, partitions)
