@@ -272,13 +272,18 @@ def encode_state(state: CustomerState) -> bytes:
     return orjson.dumps(out)
 
 
+def _load_encoded(data: bytes) -> Any:
+    raw = orjson.loads(data)
+    if raw.get("v") != ENCODING_VERSION:
+        raise ValueError(f"unknown customer state encoding {raw.get('v')!r}")
+    return raw
+
+
 def encoded_pending(data: bytes) -> tuple[int | None, int]:
     """`next_due_us` and `pending_count` of an encoded state, read without
     decoding the rest; ValueError if the bytes are not one."""
     try:
-        raw = orjson.loads(data)
-        if raw.get("v") != ENCODING_VERSION:
-            raise ValueError(f"unknown customer state encoding {raw.get('v')!r}")
+        raw = _load_encoded(data)
         if not isinstance(raw["c"], str):
             raise ValueError("customer_id is not a string")
         pending = raw.get("p", ())
@@ -291,9 +296,7 @@ def encoded_pending(data: bytes) -> tuple[int | None, int]:
 def decode_state(data: bytes) -> CustomerState:
     """The state encoded by `encode_state`; ValueError if the bytes are not one."""
     try:
-        raw = orjson.loads(data)
-        if raw.get("v") != ENCODING_VERSION:
-            raise ValueError(f"unknown customer state encoding {raw.get('v')!r}")
+        raw = _load_encoded(data)
         return CustomerState(
             customer_id=raw["c"],
             erased_us=raw.get("x"),
