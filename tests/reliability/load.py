@@ -150,6 +150,8 @@ class GroundTruth:
     decisions: Counter[str]  # decision id -> 1
     decision_outcomes: dict[str, str]  # decision id -> outcome
     dead_letters: int
+    # intent id -> its decisions, each "outcome:rules", in order
+    described: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def approved_ids(self) -> set[str]:
@@ -325,6 +327,12 @@ class _Generator:
         return Record(INTENTS, customer.id, value, is_bad=True)
 
 
+def describe(decision: dict[str, Any]) -> str:
+    """A decision in a few words: "outcome:rule,rule"."""
+    rules = ",".join(r["rule"] for r in decision["reasons"]) or "-"
+    return f"{decision['outcome']}:{rules}"
+
+
 def make_load(seed: int, scale: Scale) -> Load:
     return _Generator(seed, scale).load(seed)
 
@@ -353,6 +361,7 @@ def ground_truth(load: Load) -> GroundTruth:
         truth.outcomes.setdefault(intent_id, set()).add(decision["outcome"])
         truth.decisions[decision["decision_id"]] += 1
         truth.decision_outcomes[decision["decision_id"]] = decision["outcome"]
+        truth.described.setdefault(intent_id, []).append(describe(decision))
         if decision["outcome"] == "approved":
             truth.approved.setdefault(decision["customer_id"], []).append(intent_id)
     return truth

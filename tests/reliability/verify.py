@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.reliability.load import GroundTruth
+from tests.reliability.load import GroundTruth, describe
 from tests.support.kafka_io import read_all
 from tests.support.worker import Stack
 
@@ -100,6 +100,7 @@ class Report:
             "faults": dict(self.faults),
             "worker_exits": self.worker_exits,
             **{name: getattr(self, name) for name in self.CHECKED},
+            "examples": self.examples,
         }
 
 
@@ -156,26 +157,36 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
     decisions = await read_all(bootstrap, stack.decisions, partitions)
     seen: Counter[str] = Counter()
     outcome: dict[str, str] = {}
-    described: dict[str, str] = {}
-    for _, _, value in decisions:
+    intent_of: dict[str, str] = {}
+    live: dict[str, list[str]] = {}
+    for partition, _, value in decisions:
         decision = orjson.loads(value or b"{}")
-        decision_id = decision["decision_id"]
+        decision_id, intent_id = decision["decision_id"], decision["intent_id"]
         seen[decision_id] += 1
         outcome[decision_id] = decision["outcome"]
-        rules = ",".join(r["rule"] for r in decision["reasons"]) or "-"
-        described[decision_id] = (
-            f"{decision['intent_id']}:{decision['outcome']}:{rules}"
+        intent_of[decision_id] = intent_id
+        live.setdefault(intent_id, []).append(
+            f"{describe(decision)}@{partition} {decision['decided_at']}"
         )
     report.decisions_lost = len(set(truth.decisions) - set(seen))
     report.decisions_duplicated = sum(1 for n in seen.values() if n > 1)
-    wrong_decisions = sorted(
-        f"{described[d]} (replay: {truth.decision_outcomes.get(d)})"
-        for d, o in outcome.items()
-        if truth.decision_outcomes.get(d) != o
+    wrong_intents = sorted(
+        {
+            intent_of[d]
+            for d, o in outcome.items()
+            if truth.decision_outcomes.get(d) != o
+        }
     )
-    report.decisions_wrong = len(wrong_decisions)
-    if wrong_decisions:
-        report.examples["decisions wrong"] = wrong_decisions
+    report.decisions_wrong = sum(
+        1 for d, o in outcome.items() if truth.decision_outcomes.get(d) != o
+    )
+    if wrong_intents:
+        # Each intent's decisions in both runs, to find where they part.
+        report.examples["decisions wrong"] = [
+            f"{i}: live {' | '.join(live[i])}; "
+            f"replay {' | '.join(truth.described.get(i, []))}"
+            for i in wrong_intents
+        ]
 
     # 3. Dead letters.
     letters = await read_all(bootstrap, stack.dead_letters, partitions)
