@@ -39,6 +39,10 @@ the broker, which under read_committed answers with the last stable
 offset: everything committed, nothing of an open transaction (recovery.py
 then finds the last record below it).
 
+Right after a transaction commits, its offsets are not yet what the broker
+hands out (see offsets.py), so under exactly_once a rebalance reads
+committed offsets, and the changelog's end, only once they are stable.
+
 Commits run on a timer while the agent processes records, so a commit
 could land between an event's state write and its sends, or before its
 buffered changelog record has reached the producer: the transaction would
@@ -61,15 +65,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 from faust import current_event
 from faust.transport import by_url
 from faust.transport.consumer import Consumer, TransactionManager
 from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
 
+from app.streams.offsets import wait_for_stable_offsets
 from app.streams.recovery import ends_past_last_record
 
 logger = logging.getLogger(__name__)
+
+# An offset commit stays pending at most until its transaction times out
+# (a minute by default); past this the worker seeks anyway, and says so.
+STABLE_OFFSETS_TIMEOUT_S = 90.0
 
 
 class EventScopedTransactionManager(TransactionManager):
@@ -198,6 +208,10 @@ class HandledOnlyConsumer(Consumer):
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         thread: Any = self._thread  # type: ignore[attr-defined]  # the driver's
         client = thread._ensure_consumer()
+        if self.in_transaction:
+            # A transaction committed just before the rebalance may not have
+            # reached the changelog's end yet either.
+            await self._wait_for_stable_offsets()
         ends: Mapping[TP, int] = await thread.call_thread(
             client.end_offsets, list(partitions)
         )
@@ -218,13 +232,32 @@ class HandledOnlyConsumer(Consumer):
         return end
 
     async def perform_seek(self) -> None:
-        streams = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
+        streams = self._stream_partitions()
         paused = streams & self._get_active_partitions()
         self.pause_partitions(paused)
         try:
+            if self.in_transaction:
+                await self._wait_for_stable_offsets()
             await super().perform_seek()
         finally:
             self.resume_partitions(paused)
+
+    def _stream_partitions(self) -> set[TP]:
+        return {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
+
+    async def _wait_for_stable_offsets(self) -> None:
+        """Let the offsets of transactions that have committed become
+        visible before they are read (see offsets.py)."""
+        thread: Any = self._thread  # type: ignore[attr-defined]  # the driver's
+        partitions = [
+            TopicPartition(tp.topic, tp.partition) for tp in self._stream_partitions()
+        ]
+        await thread.call_thread(
+            wait_for_stable_offsets,
+            thread._ensure_consumer(),
+            partitions,
+            STABLE_OFFSETS_TIMEOUT_S,
+        )
 
 
 class TactApp(faust.App):
