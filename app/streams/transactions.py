@@ -39,6 +39,13 @@ the broker, which under read_committed answers with the last stable
 offset: everything committed, nothing of an open transaction (recovery.py
 then finds the last record below it).
 
+When the group rebalances again while a recovery is still running, Faust
+lets that recovery finish: it resumes the revoked assignment's partitions
+and seeks them after the group has moved on, and the agent then decides
+while the next assignment is being recovered, from positions the next
+seek rewinds, so records are decided twice. Here a seek between a
+revocation and the next assignment leaves the partitions paused.
+
 Right after a transaction commits, its offsets are not yet what the broker
 hands out (see offsets.py), so under exactly_once a rebalance reads
 committed offsets, and the changelog's end, only once they are stable.
@@ -180,12 +187,25 @@ class EventScopedTransactionManager(TransactionManager):
 
 class HandledOnlyConsumer(Consumer):
     """Acknowledges a record only once the agent has handled it, and seeks
-    stream partitions only while they are paused."""
+    stream partitions only while they are paused and only for the current
+    assignment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._handled: weakref.WeakSet[Message] = weakref.WeakSet()
         self.handling = asyncio.Lock()
+        # False from a revocation until the next assignment.
+        self.is_assigned = False
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.is_assigned = False
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(
+        self, assigned: set[TP], generation_id: int = 0
+    ) -> None:
+        self.is_assigned = True
+        await super().on_partitions_assigned(assigned, generation_id)
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         async with self.handling:
@@ -233,6 +253,14 @@ class HandledOnlyConsumer(Consumer):
 
     async def perform_seek(self) -> None:
         streams = self._stream_partitions()
+        if not self.is_assigned:
+            # A recovery of the assignment just revoked has finished while
+            # the group rebalances: resuming its partitions now would let
+            # the agent decide, from offsets read before the next
+            # assignment's, during that assignment's recovery.
+            self.pause_partitions(streams)
+            logger.info("recovery of a revoked assignment ended; not resuming")
+            return
         paused = streams & self._get_active_partitions()
         self.pause_partitions(paused)
         try:

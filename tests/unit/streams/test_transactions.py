@@ -8,10 +8,15 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.streams import _current_event
+from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from app.streams.transactions import EventScopedTransactionManager
+from app.streams.transactions import (
+    EventScopedTransactionManager,
+    HandledOnlyConsumer,
+)
 
 APP_ID = "tact-test"
 CHANGELOG = f"{APP_ID}-customers-changelog"
@@ -84,3 +89,63 @@ def _current(event: FakeEvent) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+class _BareConsumer(HandledOnlyConsumer):
+    """Only the seek of the real class; the transport parts stay unbuilt."""
+
+
+_BareConsumer.__abstractmethods__ = frozenset()
+
+
+class SeekingConsumer:
+    """What a seek does to the partitions, in order."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, set[TP]]] = []
+        self.streams = {TP(f"{APP_ID}-intents", 0), TP(f"{APP_ID}-lifecycle", 0)}
+
+    def consumer(self, *, is_assigned: bool) -> HandledOnlyConsumer:
+        consumer = _BareConsumer.__new__(_BareConsumer)
+        attrs: dict[str, Any] = {
+            "is_assigned": is_assigned,
+            "in_transaction": False,
+            "assignment": lambda: {*self.streams, TP(CHANGELOG, 0)},
+            "_is_changelog_tp": lambda tp: tp.topic == CHANGELOG,
+            "_get_active_partitions": lambda: set(self.streams),
+            "pause_partitions": lambda tps: self.steps.append(("pause", set(tps))),
+            "resume_partitions": lambda tps: self.steps.append(("resume", set(tps))),
+        }
+        vars(consumer).update(attrs)
+        return consumer
+
+
+@pytest.fixture
+def seeking(monkeypatch: pytest.MonkeyPatch) -> SeekingConsumer:
+    recorder = SeekingConsumer()
+
+    async def seek(consumer: Any) -> None:
+        recorder.steps.append(("seek", set()))
+
+    monkeypatch.setattr(Consumer, "perform_seek", seek)
+    return recorder
+
+
+async def test_seek_happens_with_the_stream_partitions_paused(
+    seeking: SeekingConsumer,
+) -> None:
+    await seeking.consumer(is_assigned=True).perform_seek()
+
+    assert seeking.steps == [
+        ("pause", seeking.streams),
+        ("seek", set()),
+        ("resume", seeking.streams),
+    ]
+
+
+async def test_recovery_ending_after_a_revocation_leaves_partitions_paused(
+    seeking: SeekingConsumer,
+) -> None:
+    await seeking.consumer(is_assigned=False).perform_seek()
+
+    assert seeking.steps == [("pause", seeking.streams)]
