@@ -44,7 +44,8 @@ lets that recovery finish: it resumes the revoked assignment's partitions
 and seeks them after the group has moved on, and the agent then decides
 while the next assignment is being recovered, from positions the next
 seek rewinds, so records are decided twice. Here a seek between a
-revocation and the next assignment leaves the partitions paused.
+revocation and the next assignment, or one the group rebalanced during,
+leaves the partitions paused for the next assignment's recovery.
 
 Right after a transaction commits, its offsets are not yet what the broker
 hands out (see offsets.py), so under exactly_once a rebalance reads
@@ -196,15 +197,20 @@ class HandledOnlyConsumer(Consumer):
         self.handling = asyncio.Lock()
         # False from a revocation until the next assignment.
         self.is_assigned = False
+        # Counts revocations and assignments, to tell a seek that outlived
+        # its assignment.
+        self.rebalances = 0
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.is_assigned = False
+        self.rebalances += 1
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(
         self, assigned: set[TP], generation_id: int = 0
     ) -> None:
         self.is_assigned = True
+        self.rebalances += 1
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
@@ -255,12 +261,11 @@ class HandledOnlyConsumer(Consumer):
         streams = self._stream_partitions()
         if not self.is_assigned:
             # A recovery of the assignment just revoked has finished while
-            # the group rebalances: resuming its partitions now would let
-            # the agent decide, from offsets read before the next
-            # assignment's, during that assignment's recovery.
+            # the group rebalances (see the module doc).
             self.pause_partitions(streams)
             logger.info("recovery of a revoked assignment ended; not resuming")
             return
+        rebalances = self.rebalances
         paused = streams & self._get_active_partitions()
         self.pause_partitions(paused)
         try:
@@ -268,7 +273,10 @@ class HandledOnlyConsumer(Consumer):
                 await self._wait_for_stable_offsets()
             await super().perform_seek()
         finally:
-            self.resume_partitions(paused)
+            if self.rebalances == rebalances:
+                self.resume_partitions(paused)
+            else:
+                logger.info("group rebalanced during a seek; not resuming")
 
     def _stream_partitions(self) -> set[TP]:
         return {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}

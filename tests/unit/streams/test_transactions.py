@@ -103,12 +103,14 @@ class SeekingConsumer:
 
     def __init__(self) -> None:
         self.steps: list[tuple[str, set[TP]]] = []
+        self.rebalance_during_seek = False
         self.streams = {TP(f"{APP_ID}-intents", 0), TP(f"{APP_ID}-lifecycle", 0)}
 
     def consumer(self, *, is_assigned: bool) -> HandledOnlyConsumer:
         consumer = _BareConsumer.__new__(_BareConsumer)
         attrs: dict[str, Any] = {
             "is_assigned": is_assigned,
+            "rebalances": 0,
             "in_transaction": False,
             "assignment": lambda: {*self.streams, TP(CHANGELOG, 0)},
             "_is_changelog_tp": lambda tp: tp.topic == CHANGELOG,
@@ -126,8 +128,14 @@ def seeking(monkeypatch: pytest.MonkeyPatch) -> SeekingConsumer:
 
     async def seek(consumer: Any) -> None:
         recorder.steps.append(("seek", set()))
+        if recorder.rebalance_during_seek:
+            await consumer.on_partitions_revoked(set(recorder.streams))
+
+    async def revoked(consumer: Any, revoked: set[TP]) -> None:
+        recorder.steps.append(("revoked", set()))
 
     monkeypatch.setattr(Consumer, "perform_seek", seek)
+    monkeypatch.setattr(Consumer, "on_partitions_revoked", revoked)
     return recorder
 
 
@@ -149,3 +157,17 @@ async def test_recovery_ending_after_a_revocation_leaves_partitions_paused(
     await seeking.consumer(is_assigned=False).perform_seek()
 
     assert seeking.steps == [("pause", seeking.streams)]
+
+
+async def test_seek_the_group_rebalanced_during_leaves_partitions_paused(
+    seeking: SeekingConsumer,
+) -> None:
+    seeking.rebalance_during_seek = True
+
+    await seeking.consumer(is_assigned=True).perform_seek()
+
+    assert seeking.steps == [
+        ("pause", seeking.streams),
+        ("seek", set()),
+        ("revoked", set()),
+    ]
