@@ -200,6 +200,7 @@ class HandledOnlyConsumer(Consumer):
         # Counts revocations and assignments, to tell a seek that outlived
         # its assignment.
         self.rebalances = 0
+        self._seeking = asyncio.Lock()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.is_assigned = False
@@ -259,24 +260,29 @@ class HandledOnlyConsumer(Consumer):
 
     async def perform_seek(self) -> None:
         streams = self._stream_partitions()
+        active = streams & self._get_active_partitions()
+        rebalances = self.rebalances
+        # At once: Faust has just resumed them, and nothing may be fetched
+        # for them before they are sought.
+        self.pause_partitions(active)
         if not self.is_assigned:
             # A recovery of the assignment just revoked has finished while
             # the group rebalances (see the module doc).
-            self.pause_partitions(streams)
             logger.info("recovery of a revoked assignment ended; not resuming")
             return
-        rebalances = self.rebalances
-        paused = streams & self._get_active_partitions()
-        self.pause_partitions(paused)
-        try:
-            if self.in_transaction:
-                await self._wait_for_stable_offsets()
-            await super().perform_seek()
-        finally:
-            if self.rebalances == rebalances:
-                self.resume_partitions(paused)
-            else:
-                logger.info("group rebalanced during a seek; not resuming")
+        # One seek at a time, so that one outlived by its assignment cannot
+        # move the next assignment's partitions after those are sought.
+        async with self._seeking:
+            try:
+                if self.rebalances == rebalances:
+                    if self.in_transaction:
+                        await self._wait_for_stable_offsets()
+                    await super().perform_seek()
+            finally:
+                if self.rebalances == rebalances:
+                    self.resume_partitions(active)
+                else:
+                    logger.info("group rebalanced during a seek; not resuming")
 
     def _stream_partitions(self) -> set[TP]:
         return {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import weakref
 from collections.abc import Iterator
@@ -111,6 +112,7 @@ class SeekingConsumer:
         attrs: dict[str, Any] = {
             "is_assigned": is_assigned,
             "rebalances": 0,
+            "_seeking": asyncio.Lock(),
             "in_transaction": False,
             "assignment": lambda: {*self.streams, TP(CHANGELOG, 0)},
             "_is_changelog_tp": lambda tp: tp.topic == CHANGELOG,
@@ -170,4 +172,38 @@ async def test_seek_the_group_rebalanced_during_leaves_partitions_paused(
         ("pause", seeking.streams),
         ("seek", set()),
         ("revoked", set()),
+    ]
+
+
+async def test_seek_of_the_next_assignment_waits_for_one_still_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = SeekingConsumer()
+    release = asyncio.Event()
+    seeks = 0
+
+    async def seek(consumer: Any) -> None:
+        nonlocal seeks
+        seeks += 1
+        recorder.steps.append(("seek", set()))
+        if seeks == 1:
+            await release.wait()
+
+    monkeypatch.setattr(Consumer, "perform_seek", seek)
+    consumer = recorder.consumer(is_assigned=True)
+    old = asyncio.create_task(consumer.perform_seek())
+    await asyncio.sleep(0)
+    # The group rebalances while the old seek runs: revoked, then assigned.
+    consumer.rebalances += 2
+    new = asyncio.create_task(consumer.perform_seek())
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(old, new)
+
+    assert recorder.steps == [
+        ("pause", recorder.streams),
+        ("seek", set()),
+        ("pause", recorder.streams),
+        ("seek", set()),
+        ("resume", recorder.streams),
     ]
