@@ -80,10 +80,8 @@ class Outputs(Protocol):
         key: bytes | None,
         value: bytes,
         headers: Headers | None = None,
-        partition: int | None = None,
     ) -> Awaitable[Any]:
-        """Queue a record, on the key's partition unless `partition` is given;
-        the awaitable completes once Kafka has it."""
+        """Queue a record; the awaitable completes once Kafka has it."""
         ...
 
 

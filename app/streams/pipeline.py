@@ -37,14 +37,13 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 5.0
 
 
-class ProducerOutputs:
-    """Hands records to Faust's producer directly, past its topic layer,
-    whose per-message bookkeeping cost a sixth of the worker's time. Under
-    exactly_once a send made while a record is handled joins that record's
-    transaction (see transactions.py)."""
+class FaustOutputs:
+    """Sends through Faust, so that exactly-once mode puts them in the event's
+    transaction."""
 
     def __init__(self, app: faust.App) -> None:
         self._app = app
+        self._topics: dict[str, Any] = {}
 
     async def send(
         self,
@@ -52,12 +51,14 @@ class ProducerOutputs:
         key: bytes | None,
         value: bytes,
         headers: Headers | None = None,
-        partition: int | None = None,
     ) -> Awaitable[Any]:
-        app = self._app
-        producer = app.consumer.transactions if app.in_transaction else app.producer
-        delivery: Awaitable[Any] = await producer.send(
-            topic, key, value, partition, None, headers or None
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._topics[topic] = self._app.topic(
+                topic, key_serializer="raw", value_serializer="raw"
+            )
+        delivery: Awaitable[Any] = await channel.send(
+            key=key, value=value, headers=headers or None
         )
         return delivery
 
@@ -71,20 +72,6 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
         "block_cache_size": settings.rocksdb_block_cache_bytes,
         "block_cache_compressed_size": 0,
     }
-
-
-def producer_linger_s(settings: Settings) -> float:
-    """How long a producer holds records to send them in one request.
-
-    Under exactly_once nothing is visible before the transaction commits, so
-    holding records for half the commit interval costs little latency and
-    saves most produce requests (holding them until the commit itself makes
-    every commit send them all while the agent waits). Under at_least_once
-    the handler waits for each delivery, so records go at once.
-    """
-    if settings.processing_guarantee == "exactly_once":
-        return settings.commit_interval_s / 2
-    return 0.0
 
 
 def create_app(
@@ -109,7 +96,6 @@ def create_app(
         # the committed offset is kept and the orchestrator restarts it.
         agent_supervisor=mode.CrashingSupervisor,
         broker_commit_interval=settings.commit_interval_s,
-        producer_linger=producer_linger_s(settings),
         consumer_auto_offset_reset="earliest",
         web_bind=settings.web_bind,
         web_port=settings.web_port,
@@ -137,14 +123,13 @@ def create_app(
         value_type=bytes,
         options=rocksdb_options(settings),
     )
-    outputs = ProducerOutputs(app)
     store: TableStore | CommittedTableStore
     if settings.processing_guarantee == "exactly_once":
-        store = CommittedTableStore(customers, outputs)
+        store = CommittedTableStore(customers)
         app.on_committed(store.on_committed)
     else:
-        store = TableStore(customers, outputs)
-    handler = RecordHandler(settings, policy, partitions, store, outputs)
+        store = TableStore(customers)
+    handler = RecordHandler(settings, policy, partitions, store, FaustOutputs(app))
     wakeups = app.topic(
         settings.topic_wakeups, key_serializer="raw", value_serializer="raw"
     )

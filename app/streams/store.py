@@ -28,38 +28,26 @@ from typing import Any
 from faust import current_event
 from faust.types import TP
 
-from app.streams.handler import Outputs
-
 logger = logging.getLogger(__name__)
 
 
 class TableStore:
     """Writes the local table at once (at_least_once)."""
 
-    def __init__(self, table: Any, outputs: Outputs) -> None:
+    def __init__(self, table: Any) -> None:
         self._table = table
-        self._outputs = outputs
 
     def get(self, key: bytes) -> bytes | None:
-        return _read(self._table, key)
+        value: bytes | None = self._table.get(key)
+        return value
 
     async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
         self._table.data[key] = value
-        sent = await _send_changelog(self._outputs, self._table, partition, key, value)
-        sent.add_done_callback(self._on_changelog_sent)
-
-    def _on_changelog_sent(self, sent: asyncio.Future[Any]) -> None:
-        # RocksDB keeps the changelog offset it holds, so that a restart
-        # reads the changelog only from there.
-        if sent.cancelled():
-            return
-        error = sent.exception()
-        if error is not None:
-            logger.error("changelog record not sent error=%r", error)
-            return
-        metadata = sent.result()
-        self._table.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
+        # Faust's own bookkeeping keeps the changelog offset the table holds.
+        await _send_changelog(
+            self._table, partition, key, value, self._table._on_changelog_sent
+        )
 
 
 @dataclass(frozen=True)
@@ -68,7 +56,7 @@ class _Change:
 
     key: bytes
     value: bytes
-    sent: Any  # the changelog record's delivery
+    sent: Any  # Faust's FutureMessage for the changelog record
 
 
 @dataclass(frozen=True)
@@ -90,9 +78,8 @@ class CommittedTableStore:
     """Writes reach the local table only once their transaction commits
     (exactly_once, see the module doc)."""
 
-    def __init__(self, table: Any, outputs: Outputs) -> None:
+    def __init__(self, table: Any) -> None:
         self._table = table
-        self._outputs = outputs
         # partition -> key -> latest uncommitted value, for reads
         self._latest: dict[int, dict[bytes, bytes]] = {}
         # partition -> uncommitted writes in order, for the commit
@@ -102,11 +89,12 @@ class CommittedTableStore:
         latest = self._latest.get(_event_partition())
         if latest is not None and key in latest:
             return latest[key]
-        return _read(self._table, key)
+        value: bytes | None = self._table.get(key)
+        return value
 
     async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
-        sent = await _send_changelog(self._outputs, self._table, partition, key, value)
+        sent = await _send_changelog(self._table, partition, key, value)
         self._latest.setdefault(partition, {})[key] = value
         self._changes.setdefault(partition, []).append(_Change(key, value, sent))
 
@@ -143,19 +131,17 @@ class CommittedTableStore:
         self._latest.clear()
 
 
-def _read(table: Any, key: bytes) -> bytes | None:
-    # From the store itself: the table's own get reads RocksDB twice (a
-    # membership test, then the value) and runs Faust's sensors.
-    value: bytes | None = table.data.get(key)
-    return value
-
-
 async def _send_changelog(
-    outputs: Outputs, table: Any, partition: int, key: bytes, value: bytes
+    table: Any, partition: int, key: bytes, value: bytes, callback: Any = None
 ) -> Any:
     """Hand a table write's changelog record to the producer; its delivery."""
-    return await outputs.send(
-        table.changelog_topic_name, key, value, partition=partition
+    return await table.changelog_topic.send(
+        key=key,
+        value=value,
+        partition=partition,
+        key_serializer="raw",
+        value_serializer="raw",
+        callback=callback,
     )
 
 
