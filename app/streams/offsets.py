@@ -37,13 +37,12 @@ from aiokafka.protocol.types import (
 logger = logging.getLogger(__name__)
 
 # Kafka's error codes for what a fetch with require_stable can answer.
+COORDINATOR_LOAD_IN_PROGRESS = 14
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
 UNSTABLE_OFFSET_COMMIT = 88
-RETRIABLE = {
-    14,  # COORDINATOR_LOAD_IN_PROGRESS
-    15,  # COORDINATOR_NOT_AVAILABLE
-    16,  # NOT_COORDINATOR
-    UNSTABLE_OFFSET_COMMIT,
-}
+COORDINATOR_MOVED = {COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR}
+RETRIABLE = {COORDINATOR_LOAD_IN_PROGRESS, UNSTABLE_OFFSET_COMMIT, *COORDINATOR_MOVED}
 RETRY_S = 0.02
 
 
@@ -148,7 +147,7 @@ async def wait_for_stable_offsets(
                 sorted(errors),
             )
             return False
-        if errors & {15, 16}:
+        if errors & COORDINATOR_MOVED:
             coordinator.coordinator_dead()
         waits += 1
         await asyncio.sleep(RETRY_S)
