@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
 from app.streams.store import CommittedTableStore, TableStore
 from app.streams.topics import TABLE_NAME
-from app.streams.transactions import TactApp
+from app.streams.transactions import HandledOnlyConsumer, TactApp
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,22 @@ def create_app(
 
     @customers.on_recover
     async def rebuild_due_index() -> None:
+        consumer = app.consumer
+        short = (
+            consumer.unrecovered(customers)
+            if isinstance(consumer, HandledOnlyConsumer)
+            else {}
+        )
+        if short:
+            # Deciding on part of the state would be wrong; a restart reads
+            # the changelog again from what the table holds.
+            logger.error(
+                "table recovery stopped before the changelog's end, stopping "
+                "partitions=%s",
+                {tp.partition: reached for tp, reached in short.items()},
+            )
+            await app.crash(RuntimeError("table recovery incomplete"))
+            return
         handler.rebuild_index(customers.items())
         elapsed = time.monotonic() - recovery_started[0]
         metrics.recovery_seconds.set(elapsed)

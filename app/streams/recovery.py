@@ -27,11 +27,14 @@ SCAN_TIMEOUT_S = 10.0
 
 
 async def ends_past_last_record(
-    options: Mapping[str, Any], stable_ends: Mapping[Any, int]
+    options: Mapping[str, Any],
+    stable_ends: Mapping[Any, int],
+    found: set[Any] | None = None,
 ) -> dict[Any, int]:
     """For each partition, one past its last committed record below its last
     stable offset; the last stable offset itself where that is not found in
-    time (Faust then finds the end the slow way)."""
+    time (Faust then finds the end the slow way). The partitions whose last
+    record was found are added to `found`."""
     ends = dict(stable_ends)
     wanted = [tp for tp, end in stable_ends.items() if end is not None and end > 0]
     if not wanted:
@@ -51,6 +54,8 @@ async def ends_past_last_record(
             )
             if last is not None:
                 ends[tp] = last + 1
+                if found is not None:
+                    found.add(tp)
             elif time.monotonic() < deadline:
                 # Nothing committed in the whole partition.
                 ends[tp] = firsts[partition]

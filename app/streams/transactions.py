@@ -201,6 +201,8 @@ class HandledOnlyConsumer(Consumer):
         # its assignment.
         self.rebalances = 0
         self._seeking = asyncio.Lock()
+        # The ends the last recovery was given where its last record is known.
+        self._recovery_ends: tuple[int, dict[TP, int]] = (-1, {})
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.is_assigned = False
@@ -243,9 +245,32 @@ class HandledOnlyConsumer(Consumer):
             client.end_offsets, list(partitions)
         )
         app = self.app
+        found: set[TP] = set()
         if self.in_transaction and isinstance(app, TactApp) and app.client_options:
-            ends = await ends_past_last_record(app.client_options, ends)
-        return {tp: self._not_before_persisted(tp, end) for tp, end in ends.items()}
+            ends = await ends_past_last_record(app.client_options, ends, found)
+        ends = {tp: self._not_before_persisted(tp, end) for tp, end in ends.items()}
+        self._recovery_ends = (self.rebalances, {tp: ends[tp] for tp in found})
+        return ends
+
+    def unrecovered(self, table: Any) -> dict[TP, tuple[int | None, int]]:
+        """Changelog partitions whose recovery stopped before the last record
+        below the end it was given: (offset reached, end).
+
+        Faust ends a recovery that has sat idle with the consumer's position
+        past the end as if the rest were aborted transactions, even when
+        records before the end were fetched and never applied (as after a
+        recovery a rebalance interrupted). Only the current assignment's
+        recovery is judged.
+        """
+        rebalances, ends = self._recovery_ends
+        if rebalances != self.rebalances or not self.is_assigned:
+            return {}
+        short = {}
+        for tp, end in ends.items():
+            persisted: int | None = table.persisted_offset(tp)
+            if persisted is None or persisted < end - 1:
+                short[tp] = (persisted, end)
+        return short
 
     def _not_before_persisted(self, tp: TP, end: int) -> int:
         # Just after this worker's own commit the last stable offset can

@@ -52,7 +52,8 @@ async def test_the_end_is_one_past_the_last_committed_record(
     tps = [TopicPartition(topic, p) for p in range(3)]
     stable = await _stable_ends(bootstrap, tps)
 
-    ends = await ends_past_last_record({"bootstrap_servers": bootstrap}, stable)
+    found: set[TopicPartition] = set()
+    ends = await ends_past_last_record({"bootstrap_servers": bootstrap}, stable, found)
 
     # Offsets of partition 0: a=0, commit=1, b=2, commit=3, gone=4, abort=5.
     assert stable[tps[0]] == 6
@@ -60,3 +61,5 @@ async def test_the_end_is_one_past_the_last_committed_record(
     # Partition 1: gone=0, abort=1; nothing a consumer receives.
     assert ends[tps[1]] == 0
     assert ends[tps[2]] == 0
+    # Only partition 0 has a last record to reach.
+    assert found == {tps[0]}

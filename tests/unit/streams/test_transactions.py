@@ -207,3 +207,34 @@ async def test_seek_of_the_next_assignment_waits_for_one_still_running(
         ("seek", set()),
         ("resume", recorder.streams),
     ]
+
+
+class PersistedTable:
+    def __init__(self, persisted: dict[TP, int | None]) -> None:
+        self.persisted = persisted
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        return self.persisted.get(tp)
+
+
+def _recovered(ends: dict[TP, int], *, rebalances: int = 1) -> HandledOnlyConsumer:
+    consumer = _BareConsumer.__new__(_BareConsumer)
+    vars(consumer).update(
+        {"is_assigned": True, "rebalances": 1, "_recovery_ends": (rebalances, ends)}
+    )
+    return consumer
+
+
+def test_recovery_that_stopped_before_the_last_record_is_reported() -> None:
+    whole, short, empty = (TP(CHANGELOG, p) for p in range(3))
+    consumer = _recovered({whole: 355, short: 355, empty: 120})
+    table = PersistedTable({whole: 354, short: 200})
+
+    assert consumer.unrecovered(table) == {short: (200, 355), empty: (None, 120)}
+
+
+def test_recovery_of_an_assignment_since_replaced_is_not_judged() -> None:
+    tp = TP(CHANGELOG, 0)
+    consumer = _recovered({tp: 355}, rebalances=0)
+
+    assert consumer.unrecovered(PersistedTable({})) == {}
