@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -78,6 +79,33 @@ async def test_read_committed_sees_committed_transactions_only(
         b"committed-3",
     ]
     assert b"aborted" in {v for _, _, v in everything}
+
+
+async def test_a_settled_read_waits_for_the_open_transaction(
+    bootstrap: str, create_topic: TopicFactory
+) -> None:
+    topic = await create_topic("outputs", PARTITIONS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
+    )
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        await producer.send_and_wait(topic, b"pending", key=b"a")
+        settled = asyncio.create_task(
+            read_all(bootstrap, topic, PARTITIONS, settled=True)
+        )
+        stable = await read_all(bootstrap, topic, PARTITIONS)
+        await asyncio.sleep(1.0)
+        waiting = not settled.done()
+        await producer.commit_transaction()
+        after_commit = await settled
+    finally:
+        await producer.stop()
+
+    assert stable == []
+    assert waiting
+    assert [v for _, _, v in after_commit] == [b"pending"]
 
 
 async def test_consumed_offsets_commit_atomically_with_the_output(

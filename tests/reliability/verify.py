@@ -111,11 +111,14 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
     2. Decisions: each ground-truth decision id exactly once, same outcome.
     3. Dead letters: one per bad input record.
     4. Lag of the consumer group on both inputs.
+
+    Each output is read to its high watermark: right after a commit its
+    offsets can be visible while its outputs' markers are still on the way.
     """
     bootstrap, partitions = stack.bootstrap, stack.partitions
 
     # 1. Approved sends.
-    approved = await read_all(bootstrap, stack.approved, partitions)
+    approved = await read_all(bootstrap, stack.approved, partitions, settled=True)
     sent: dict[str, list[str]] = {}
     counts: Counter[str] = Counter()
     decided_at: dict[str, list[str]] = {}
@@ -154,7 +157,7 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
             report.examples[name] = ids
 
     # 2. Decisions.
-    decisions = await read_all(bootstrap, stack.decisions, partitions)
+    decisions = await read_all(bootstrap, stack.decisions, partitions, settled=True)
     seen: Counter[str] = Counter()
     outcome: dict[str, str] = {}
     intent_of: dict[str, str] = {}
@@ -189,7 +192,7 @@ async def check_outputs(stack: Stack, truth: GroundTruth, report: Report) -> Rep
         ]
 
     # 3. Dead letters.
-    letters = await read_all(bootstrap, stack.dead_letters, partitions)
+    letters = await read_all(bootstrap, stack.dead_letters, partitions, settled=True)
     sources: Counter[tuple[str, int, int]] = Counter()
     for _, _, value in letters:
         source = orjson.loads(value or b"{}")["source"]

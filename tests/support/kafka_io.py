@@ -41,9 +41,20 @@ async def read_all(
     partitions: int,
     *,
     isolation_level: str = "read_committed",
+    settled: bool = False,
     timeout_s: float = START_TIMEOUT_S,
 ) -> list[tuple[int, bytes | None, bytes | None]]:
-    """Every record of `topic` up to its current end, as (partition, key, value)."""
+    """Every record of `topic` up to its current end, as (partition, key, value).
+
+    Under read_committed the end is the last stable offset, which stops
+    before any transaction still open. With `settled` the end is the high
+    watermark, so the read also waits for those transactions to commit or
+    abort: a transaction's commit marker reaches each of its partitions at
+    its own time, and its consumer offsets can be visible before its
+    outputs are."""
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    if settled:
+        ends = await end_offsets(bootstrap, assigned, "read_uncommitted")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         isolation_level=isolation_level,
@@ -51,10 +62,10 @@ async def read_all(
     )
     await consumer.start()
     try:
-        assigned = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
+        if not settled:
+            ends = await consumer.end_offsets(assigned)
         records: list[tuple[int, bytes | None, bytes | None]] = []
         deadline = time.monotonic() + timeout_s
         while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
@@ -64,6 +75,21 @@ async def read_all(
             for messages in batch.values():
                 records.extend((m.partition, m.key, m.value) for m in messages)
         return records
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(
+    bootstrap: str, tps: list[TopicPartition], isolation_level: str
+) -> dict[TopicPartition, int]:
+    """Each partition's end as a consumer at `isolation_level` sees it."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level=isolation_level
+    )
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
     finally:
         await consumer.stop()
 
