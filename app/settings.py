@@ -18,7 +18,11 @@ from app.errors import TactError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = REPO_ROOT / "deploy" / "examples" / "travel-policy.yaml"
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
+# Base64 grows bytes by a third: 640 KiB of key and value leave room for the
+# rest of a dead letter within the producer's 1 MiB request limit.
+MAX_DEAD_LETTER_KEEP_BYTES = 640 * KiB
 
 PROCESSING_GUARANTEES = ("exactly_once", "at_least_once")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -218,6 +222,15 @@ class Settings:
             "doc": "larger input records go to dead letters",
         },
     )
+    dead_letter_keep_bytes: int = field(
+        default=256 * KiB,
+        metadata={
+            "env": "TACT_DEAD_LETTER_KEEP_BYTES",
+            "doc": "a dead letter keeps at most this many bytes of the record's "
+            "key and value; at most 640 KiB, so that in base64 it fits a "
+            "1 MiB Kafka record",
+        },
+    )
     max_nesting: int = field(
         default=32,
         metadata={
@@ -282,6 +295,11 @@ class Settings:
                     "TACT_SASL_USERNAME and TACT_SASL_PASSWORD are required with "
                     f"TACT_SECURITY_PROTOCOL={self.security_protocol}"
                 )
+        if not 0 <= self.dead_letter_keep_bytes <= MAX_DEAD_LETTER_KEEP_BYTES:
+            problems.append(
+                "TACT_DEAD_LETTER_KEEP_BYTES must be between 0 and "
+                f"{MAX_DEAD_LETTER_KEEP_BYTES}"
+            )
         if self.partitions < 1:
             problems.append("TACT_PARTITIONS must be at least 1")
         if self.commit_interval_s <= 0 or self.wakeup_interval_s <= 0:

@@ -214,14 +214,31 @@ def _intent_from_object(obj: dict[str, Any]) -> Intent:
 
 
 def dead_letter(
-    error: RecordError, source: Mapping[str, Any], key: bytes | None, value: bytes
+    error: RecordError,
+    source: Mapping[str, Any],
+    key: bytes | None,
+    value: bytes,
+    keep_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """The dead-letter record of a rejected input, original bytes in base64."""
+    """The dead-letter record of a rejected input, original bytes in base64.
+
+    With `keep_bytes`, key and value together keep at most that many of their
+    first bytes (the key first), so that the dead letter fits in a Kafka
+    record; `truncated` says whether anything was cut, and `source` still
+    points at the whole record."""
+    kept_key, kept_value = key, value
+    if keep_bytes is not None:
+        if kept_key is not None:
+            kept_key = kept_key[:keep_bytes]
+        kept_value = value[: keep_bytes - len(kept_key or b"")]
     return {
         "error": {"kind": error.kind, "message": error.message},
         "source": dict(source),
-        "key": None if key is None else base64.b64encode(key).decode("ascii"),
-        "value": base64.b64encode(value).decode("ascii"),
+        "key": None if kept_key is None else base64.b64encode(kept_key).decode("ascii"),
+        "value": base64.b64encode(kept_value).decode("ascii"),
+        "key_bytes": None if key is None else len(key),
+        "value_bytes": len(value),
+        "truncated": kept_key != key or kept_value != value,
     }
 
 

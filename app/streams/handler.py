@@ -342,7 +342,13 @@ class RecordHandler:
             "offset": record.offset,
             "timestamp": record.timestamp_ms,
         }
-        value = dead_letter(error, source, record.key, record.value or b"")
+        value = dead_letter(
+            error,
+            source,
+            record.key,
+            record.value or b"",
+            keep_bytes=self.settings.dead_letter_keep_bytes,
+        )
         await self.outputs.send(
             self.settings.topic_dead_letters, record.key, orjson.dumps(value)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 import sys
@@ -287,6 +288,35 @@ async def test_bad_records_go_to_dead_letters_and_good_ones_around_them_are_deci
         assert letter["error"]["message"]
     assert [d["intent_id"] for d in decisions] == ["good-1", "good-2"]
     assert all(d["outcome"] == "approved" for d in decisions)
+
+
+async def test_a_bad_record_near_the_broker_size_limit_still_gets_its_dead_letter(
+    make_stack: Callable[..., Stack], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Under the record limit, but in base64 over the broker's message limit.
+    stack = make_stack(LIVE_POLICY, partitions=1)
+    start_worker(stack)
+    big = intent("big-typed", "c-bad", channel=7, payload={"blob": "x" * 900_000})
+
+    offsets = await produce(stack.bootstrap, stack.intents, [(b"c-bad", big)])
+    await produce(stack.bootstrap, stack.intents, [(b"c-good", intent("g", "c-good"))])
+    dead = await wait_for_records(
+        stack.bootstrap, stack.dead_letters, 1, lambda got: len(got) >= 1
+    )
+    decisions = await wait_for_records(
+        stack.bootstrap, stack.decisions, 1, lambda got: len(got) >= 1
+    )
+
+    [letter] = dead
+    assert letter["error"]["kind"] == "wrong_type"
+    assert letter["source"]["offset"] == offsets[0]
+    assert letter["value_bytes"] == len(big)
+    assert len(letter["value"]) < len(big)
+    assert (
+        base64.b64decode(letter["value"])
+        == big[: len(base64.b64decode(letter["value"]))]
+    )
+    assert [d["intent_id"] for d in decisions] == ["g"]
 
 
 async def test_state_survives_a_restart_and_the_loss_of_the_rocksdb_folder(

@@ -53,3 +53,8 @@ def test_the_readme_documents_every_setting() -> None:
 def test_an_unknown_log_level_is_refused_at_start_up() -> None:
     with pytest.raises(SettingsError, match="TACT_LOG_LEVEL"):
         Settings.from_env({"TACT_LOG_LEVEL": "loud"})
+
+
+def test_a_dead_letter_limit_that_would_not_fit_a_kafka_record_is_refused() -> None:
+    with pytest.raises(SettingsError, match="TACT_DEAD_LETTER_KEEP_BYTES"):
+        Settings.from_env({"TACT_DEAD_LETTER_KEEP_BYTES": str(2 * 1024 * 1024)})

@@ -208,6 +208,33 @@ def test_dead_letter_keeps_the_original_bytes_and_matches_its_schema() -> None:
     assert record["error"] == {"kind": "not_json", "message": error.message}
 
 
+def test_a_dead_letter_longer_than_its_limit_keeps_the_first_bytes_key_first() -> None:
+    error = RecordError("wrong_type", "intent.channel: 7 is a number, not a string")
+    source = {"topic": "t", "partition": 0, "offset": 5, "timestamp": None}
+    key, value = b"k" * 10, b"v" * 100
+
+    whole = dead_letter(error, source, key, value, keep_bytes=110)
+    cut = dead_letter(error, source, key, value, keep_bytes=40)
+    key_only = dead_letter(error, source, key, value, keep_bytes=4)
+    no_key = dead_letter(error, source, None, value, keep_bytes=40)
+
+    for record in (whole, cut, key_only, no_key):
+        jsonschema.validate(record, _schema("dead-letter.schema.json"))
+    assert (whole["truncated"], cut["truncated"], key_only["truncated"]) == (
+        False,
+        True,
+        True,
+    )
+    assert base64.b64decode(whole["value"]) == value
+    assert base64.b64decode(cut["key"]) == key
+    assert base64.b64decode(cut["value"]) == value[:30]
+    assert base64.b64decode(key_only["key"]) == b"kkkk"
+    assert base64.b64decode(key_only["value"]) == b""
+    assert base64.b64decode(no_key["value"]) == value[:40]
+    assert (cut["key_bytes"], cut["value_bytes"]) == (10, 100)
+    assert no_key["key_bytes"] is None
+
+
 def test_dead_letter_schema_lists_exactly_the_error_kinds() -> None:
     schema = _schema("dead-letter.schema.json")
 
