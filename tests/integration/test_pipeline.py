@@ -319,6 +319,29 @@ async def test_a_bad_record_near_the_broker_size_limit_still_gets_its_dead_lette
     assert [d["intent_id"] for d in decisions] == ["g"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a customer's state over the 1 MiB record limit stops the worker",
+)
+async def test_large_intents_held_together_do_not_stop_the_worker(
+    make_stack: Callable[..., Stack], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    stack = make_stack(LIVE_POLICY.replace("settle: 0s", "settle: 2s"), partitions=1)
+    start_worker(stack)
+    blob = {"blob": "x" * 600_000}
+    big = [intent(f"big-{n}", "c-big", channel="email", payload=blob) for n in (1, 2)]
+
+    await produce(stack.bootstrap, stack.intents, [(b"c-big", v) for v in big])
+    await produce(
+        stack.bootstrap, stack.intents, [(b"c-small", intent("s", "c-small"))]
+    )
+    decisions = await wait_for_records(
+        stack.bootstrap, stack.decisions, 1, lambda got: len(got) >= 3, timeout_s=15
+    )
+
+    assert sorted(d["intent_id"] for d in decisions) == ["big-1", "big-2", "s"]
+
+
 async def test_state_survives_a_restart_and_the_loss_of_the_rocksdb_folder(
     make_stack: Callable[..., Stack],
     start_worker: Callable[..., WorkerProcess],
