@@ -29,6 +29,13 @@ processed, which loses it under either guarantee:
   that follows is booked as a gap (offsets that hold no record) and gaps
   count as processed. Here the stream partitions stay paused while they
   are sought.
+A record can still be fetched and dropped with no seek after it, and
+Faust's check that a commit starts at the committed offset lets exactly one
+missing offset through, so a commit passes that record. Here every record
+fetched for a stream partition counts until the agent has handled it or a
+seek reads it again, and a commit that would pass one stops the worker
+instead: the restart reads it again, and under exactly_once the open
+transaction, with whatever came after that record, is aborted.
 
 Under exactly_once, Faust takes a changelog partition's end for table
 recovery from the last fetch response of that partition. A partition just
@@ -186,6 +193,17 @@ class EventScopedTransactionManager(TransactionManager):
         return f"{self.app.conf.id}-{group}-{partition}"
 
 
+class SkippedRecord(Exception):
+    """A commit would pass a record that was fetched but never handled."""
+
+    def __init__(self, tp: TP, offset: int, commit: int) -> None:
+        super().__init__(
+            f"{tp.topic} partition {tp.partition} offset {offset} was fetched "
+            f"and never handled, and the commit would move to {commit}"
+        )
+        self.tp, self.offset, self.commit = tp, offset, commit
+
+
 class HandledOnlyConsumer(Consumer):
     """Acknowledges a record only once the agent has handled it, and seeks
     stream partitions only while they are paused and only for the current
@@ -203,10 +221,14 @@ class HandledOnlyConsumer(Consumer):
         self._seeking = asyncio.Lock()
         # The ends the last recovery was given where its last record is known.
         self._recovery_ends: tuple[int, dict[TP, int]] = (-1, {})
+        # Offsets of stream records fetched and not yet handled, by partition.
+        self._unhandled: defaultdict[TP, set[int]] = defaultdict(set)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.is_assigned = False
         self.rebalances += 1
+        for tp in revoked:
+            self._unhandled.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(
@@ -221,11 +243,42 @@ class HandledOnlyConsumer(Consumer):
             buffer = self.app.producer.buffer
             while buffer.size:
                 await buffer.flush()
-            committed: bool = await super().commit(*args, **kwargs)
+            try:
+                committed: bool = await super().commit(*args, **kwargs)
+            except SkippedRecord as error:
+                logger.error(
+                    "record fetched and never handled, stopping topic=%s "
+                    "partition=%d offset=%d",
+                    error.tp.topic,
+                    error.tp.partition,
+                    error.offset,
+                )
+                await self.app.crash(error)
+                return False
             return committed
+
+    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109
+        records, active = await super()._wait_next_records(timeout)
+        for tp, batch in (records or {}).items():
+            if not self._is_changelog_tp(tp):
+                self._unhandled[tp].update(record.offset for record in batch)
+        return records, active
+
+    def _new_offset(self, tp: TP) -> int | None:
+        start = self._committed_offset[tp] or 0
+        offset: int | None = super()._new_offset(tp)
+        if offset is not None:
+            unhandled = self._unhandled[tp]
+            passed = [o for o in unhandled if start <= o < offset]
+            if passed:
+                raise SkippedRecord(tp, min(passed), offset)
+            # Left below the start: fetched before a seek and dropped as read.
+            self._unhandled[tp] = {o for o in unhandled if o >= offset}
+        return offset
 
     def mark_handled(self, message: Message) -> None:
         self._handled.add(message)
+        self._unhandled[message.tp].discard(message.offset)
 
     def ack(self, message: Message) -> bool:
         if message not in self._handled:
@@ -303,6 +356,8 @@ class HandledOnlyConsumer(Consumer):
                     if self.in_transaction:
                         await self._wait_for_stable_offsets()
                     await super().perform_seek()
+                    # Whatever was fetched is read again from the seek on.
+                    self._unhandled.clear()
             finally:
                 if self.rebalances == rebalances:
                     self.resume_partitions(active)

@@ -321,7 +321,7 @@ async def test_a_bad_record_near_the_broker_size_limit_still_gets_its_dead_lette
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a customer's state over the 1 MiB record limit stops the worker",
+    reason="state or a send over the 1 MiB producer limit stops the worker",
 )
 async def test_large_intents_held_together_do_not_stop_the_worker(
     make_stack: Callable[..., Stack], start_worker: Callable[..., WorkerProcess]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections import defaultdict
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -13,10 +14,12 @@ import pytest
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP
+from intervaltree import IntervalTree
 
 from app.streams.transactions import (
     EventScopedTransactionManager,
     HandledOnlyConsumer,
+    SkippedRecord,
 )
 
 APP_ID = "tact-test"
@@ -113,6 +116,7 @@ class SeekingConsumer:
             "is_assigned": is_assigned,
             "rebalances": 0,
             "_seeking": asyncio.Lock(),
+            "_unhandled": defaultdict(set, {TP(f"{APP_ID}-intents", 0): {7}}),
             "in_transaction": False,
             "assignment": lambda: {*self.streams, TP(CHANGELOG, 0)},
             "_is_changelog_tp": lambda tp: tp.topic == CHANGELOG,
@@ -144,8 +148,12 @@ def seeking(monkeypatch: pytest.MonkeyPatch) -> SeekingConsumer:
 async def test_seek_happens_with_the_stream_partitions_paused(
     seeking: SeekingConsumer,
 ) -> None:
-    await seeking.consumer(is_assigned=True).perform_seek()
+    consumer = seeking.consumer(is_assigned=True)
 
+    await consumer.perform_seek()
+
+    # What was fetched before the seek is fetched again after it.
+    assert not consumer._unhandled
     assert seeking.steps == [
         ("pause", seeking.streams),
         ("seek", set()),
@@ -238,3 +246,71 @@ def test_recovery_of_an_assignment_since_replaced_is_not_judged() -> None:
     consumer = _recovered({tp: 355}, rebalances=0)
 
     assert consumer.unrecovered(PersistedTable({})) == {}
+
+
+INTENTS = TP(f"{APP_ID}-intents", 2)
+
+
+def _committing(committed: int | None) -> HandledOnlyConsumer:
+    """A consumer with Faust's commit bookkeeping, sought to `committed`."""
+    consumer = _BareConsumer.__new__(_BareConsumer)
+    vars(consumer).update(
+        {
+            "_handled": weakref.WeakSet(),
+            "_unhandled": defaultdict(set),
+            "_gap": defaultdict(IntervalTree),
+            "_acked": defaultdict(list),
+            "_acked_index": defaultdict(set),
+            "_committed_offset": defaultdict(lambda: None, {INTENTS: committed}),
+        }
+    )
+    return consumer
+
+
+def _fetch_and_handle(
+    consumer: HandledOnlyConsumer, fetched: range, handled: list[int]
+) -> None:
+    consumer._unhandled[INTENTS].update(fetched)
+    for offset in handled:
+        message = FakeMessage(INTENTS, offset)
+        consumer.mark_handled(message)  # type: ignore[arg-type]
+        consumer._acked[INTENTS].append(offset)
+        consumer._acked_index[INTENTS].add(offset)
+
+
+class FakeMessage:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.offset = tp, offset
+
+
+def test_faust_alone_commits_past_one_record_that_was_never_handled() -> None:
+    consumer = _committing(641)
+    _fetch_and_handle(consumer, range(641, 645), [642, 643, 644])
+
+    assert Consumer._new_offset(consumer, INTENTS) == 645
+
+
+def test_a_commit_past_a_record_fetched_and_never_handled_is_refused() -> None:
+    consumer = _committing(641)
+    _fetch_and_handle(consumer, range(641, 645), [642, 643, 644])
+
+    with pytest.raises(SkippedRecord) as refused:
+        consumer._new_offset(INTENTS)
+
+    assert (refused.value.offset, refused.value.commit) == (641, 645)
+
+
+def test_offsets_that_hold_no_record_do_not_stop_a_commit() -> None:
+    # 641 is a transaction marker: never fetched, so never waited for.
+    consumer = _committing(641)
+    _fetch_and_handle(consumer, range(642, 646), [642, 643, 644])
+
+    assert consumer._new_offset(INTENTS) == 645
+    assert consumer._unhandled[INTENTS] == {645}
+
+
+def test_records_still_on_their_way_to_the_agent_do_not_stop_a_commit() -> None:
+    consumer = _committing(None)
+    _fetch_and_handle(consumer, range(0, 10), [0, 1, 2])
+
+    assert consumer._new_offset(INTENTS) == 3
