@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from tests.integration.conftest import TopicFactory
-from tests.support.kafka_io import read_all
+from tests.support.kafka_io import read_all, transactional_producer
 
 pytestmark = pytest.mark.kafka
 
@@ -52,9 +51,7 @@ async def test_read_committed_sees_committed_transactions_only(
     bootstrap: str, create_topic: TopicFactory
 ) -> None:
     topic = await create_topic("approved", PARTITIONS)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
-    )
+    producer = transactional_producer(bootstrap)
     await producer.start()
     try:
         async with producer.transaction():
@@ -85,9 +82,7 @@ async def test_a_settled_read_waits_for_the_open_transaction(
     bootstrap: str, create_topic: TopicFactory
 ) -> None:
     topic = await create_topic("outputs", PARTITIONS)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
-    )
+    producer = transactional_producer(bootstrap)
     await producer.start()
     try:
         await producer.begin_transaction()
@@ -128,9 +123,7 @@ async def test_consumed_offsets_commit_atomically_with_the_output(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
     )
-    transactional = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
-    )
+    transactional = transactional_producer(bootstrap)
     await consumer.start()
     await transactional.start()
     try:

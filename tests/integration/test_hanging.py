@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.streams.hanging import COMMIT, Ended, close_hanging
-from tests.support.kafka_io import end_offsets, read_all, wait_for_leaders
+from tests.support.kafka_io import (
+    end_offsets,
+    read_all,
+    transactional_producer,
+    wait_for_leaders,
+)
 from tests.support.private_broker import PrivateBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
@@ -45,9 +49,7 @@ async def test_an_empty_transaction_of_the_same_outcome_ends_a_hanging_one(
     finally:
         await admin.close()
     hanging = TopicPartition(outputs, 0)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
-    )
+    producer = transactional_producer(bootstrap)
     await producer.start()
     try:
         await producer.begin_transaction()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,13 @@ async def read_all(
         return records
     finally:
         await consumer.stop()
+
+
+def transactional_producer(bootstrap: str) -> AIOKafkaProducer:
+    """A producer with a transactional id of its own; start it to use it."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
+    )
 
 
 async def end_offsets(
