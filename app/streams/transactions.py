@@ -29,13 +29,17 @@ processed, which loses it under either guarantee:
   that follows is booked as a gap (offsets that hold no record) and gaps
   count as processed. Here the stream partitions stay paused while they
   are sought.
+
 A record can still be fetched and dropped with no seek after it, and
 Faust's check that a commit starts at the committed offset lets exactly one
 missing offset through, so a commit passes that record. Here every record
 fetched for a stream partition counts until the agent has handled it or a
 seek reads it again, and a commit that would pass one stops the worker
 instead: the restart reads it again, and under exactly_once the open
-transaction, with whatever came after that record, is aborted.
+transaction, with whatever came after that record, is aborted. When nothing
+after the dropped record is handled either, its partition commits nothing
+more; a partition holding such a record that has committed nothing for a
+minute, with no rebalance or seek since, stops the worker the same way.
 
 Under exactly_once, Faust takes a changelog partition's end for table
 recovery from the last fetch response of that partition. A partition just
@@ -105,6 +109,10 @@ logger = logging.getLogger(__name__)
 STABLE_OFFSETS_TIMEOUT_S = 90.0
 # How often the last stable offsets of written partitions are checked.
 HANGING_CHECK_S = 2.0
+# A stream partition holding a fetched record nobody handled that commits
+# nothing for this long stops the worker; how often that is checked.
+STALL_S = 60.0
+STALL_CHECK_S = 5.0
 
 
 class EventScopedTransactionManager(TransactionManager):
@@ -258,7 +266,11 @@ class EventScopedTransactionManager(TransactionManager):
             reader = AIOKafkaConsumer(
                 isolation_level="read_committed", enable_auto_commit=False, **options
             )
-            await reader.start()
+            try:
+                await reader.start()
+            except KafkaError:
+                await reader.stop()
+                raise
             self._stable_reader = reader
         ends: Mapping[TopicPartition, int] = await self._stable_reader.end_offsets(
             list(partitions)
@@ -292,6 +304,10 @@ class SkippedRecord(Exception):
         self.tp, self.offset, self.commit = tp, offset, commit
 
 
+class PartitionStalled(Exception):
+    """A stream partition has records to read and commits nothing."""
+
+
 class HandledOnlyConsumer(Consumer):
     """Acknowledges a record only once the agent has handled it, and seeks
     stream partitions only while they are paused and only for the current
@@ -311,12 +327,15 @@ class HandledOnlyConsumer(Consumer):
         self._recovery_ends: tuple[int, dict[TP, int]] = (-1, {})
         # Offsets of stream records fetched and not yet handled, by partition.
         self._unhandled: defaultdict[TP, set[int]] = defaultdict(set)
+        # Each stream partition's committed offset and when it last moved.
+        self._progress: dict[TP, tuple[int | None, float]] = {}
+        self._sought_at = time.monotonic()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.is_assigned = False
         self.rebalances += 1
-        for tp in revoked:
-            self._unhandled.pop(tp, None)
+        # The seek that ends the next assignment reads all of it again.
+        self._unhandled.clear()
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(
@@ -450,11 +469,46 @@ class HandledOnlyConsumer(Consumer):
                     await super().perform_seek()
                     # Whatever was fetched is read again from the seek on.
                     self._unhandled.clear()
+                    self._sought_at = time.monotonic()
             finally:
                 if self.rebalances == rebalances:
                     self.resume_partitions(active)
                 else:
                     logger.info("group rebalanced during a seek; not resuming")
+
+    @Service.timer(STALL_CHECK_S)
+    async def _stop_if_stalled(self) -> None:
+        stalled = self.stalled(time.monotonic())
+        if stalled is None:
+            return
+        tp, committed, offset = stalled
+        logger.error(
+            "partition stalled, stopping topic=%s partition=%d committed=%s "
+            "unhandled=%d",
+            tp.topic,
+            tp.partition,
+            committed,
+            offset,
+        )
+        await self.app.crash(PartitionStalled(f"{tp.topic}[{tp.partition}]"))
+
+    def stalled(self, now: float) -> tuple[TP, int | None, int] | None:
+        """A stream partition holding a record fetched and never handled
+        whose commit has not moved for `STALL_S`, nor been sought since:
+        (partition, committed offset, lowest such record)."""
+        if not self.is_assigned or getattr(self.app, "rebalancing", False):
+            return None
+        for tp in self._stream_partitions():
+            committed = self._committed_offset[tp]
+            moved = self._progress.get(tp)
+            if moved is None or moved[0] != committed:
+                self._progress[tp] = (committed, now)
+                continue
+            waiting = [o for o in self._unhandled.get(tp, ()) if o >= (committed or 0)]
+            since = max(moved[1], self._sought_at)
+            if waiting and now - since >= STALL_S:
+                return tp, committed, min(waiting)
+        return None
 
     def _stream_partitions(self) -> set[TP]:
         return {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}

@@ -17,6 +17,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 from app.streams.transactions import (
+    STALL_S,
     EventScopedTransactionManager,
     HandledOnlyConsumer,
     SkippedRecord,
@@ -319,3 +320,43 @@ def test_records_still_on_their_way_to_the_agent_do_not_stop_a_commit() -> None:
     _fetch_and_handle(consumer, range(0, 10), [0, 1, 2])
 
     assert consumer._new_offset(INTENTS) == 3
+
+
+def _watched(committed: int | None, unhandled: set[int]) -> HandledOnlyConsumer:
+    consumer = _committing(committed)
+    vars(consumer).update(
+        {
+            "is_assigned": True,
+            "app": SimpleNamespace(rebalancing=False),
+            "_progress": {},
+            "_sought_at": 0.0,
+            "assignment": lambda: {INTENTS},
+            "_is_changelog_tp": lambda tp: False,
+        }
+    )
+    consumer._unhandled[INTENTS].update(unhandled)
+    return consumer
+
+
+def test_a_partition_holding_a_dropped_record_and_committing_nothing_stalls() -> None:
+    consumer = _watched(641, {641, 642})
+
+    assert consumer.stalled(now=1.0) is None
+    assert consumer.stalled(now=1.0 + STALL_S / 2) is None
+    assert consumer.stalled(now=1.0 + STALL_S) == (INTENTS, 641, 641)
+
+
+def test_a_partition_whose_commit_moves_does_not_stall() -> None:
+    consumer = _watched(641, {650})
+
+    consumer.stalled(now=1.0)
+    consumer._committed_offset[INTENTS] = 645
+    assert consumer.stalled(now=1.0 + STALL_S) is None
+
+
+def test_a_partition_with_nothing_left_unhandled_does_not_stall() -> None:
+    # Markers past the last record keep the end ahead of the commit for good.
+    consumer = _watched(641, set())
+
+    consumer.stalled(now=1.0)
+    assert consumer.stalled(now=1.0 + 10 * STALL_S) is None
