@@ -62,11 +62,6 @@ Right after a transaction commits, its offsets are not yet what the broker
 hands out (see offsets.py), so under exactly_once a rebalance reads
 committed offsets, and the changelog's end, only once they are stable.
 
-A broker that shuts down while a transaction ends can skip its marker on
-a partition and leave that partition's transaction open for good; every
-few seconds the manager looks for such partitions among those it wrote
-and ends them again (see hanging.py).
-
 Commits run on a timer while the agent processes records, so a commit
 could land between an event's state write and its sends, or before its
 buffered changelog record has reached the producer: the transaction would
@@ -90,15 +85,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka import TopicPartition
+from aiokafka.errors import ProducerFenced
 from faust import current_event
 from faust.transport import by_url
 from faust.transport.consumer import Consumer, TransactionManager
 from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
 from mode import Service
 
-from app.streams.hanging import ABORT, COMMIT, Ended, Ledger, close_hanging
 from app.streams.offsets import wait_for_stable_offsets
 from app.streams.recovery import ends_past_last_record
 
@@ -107,8 +101,6 @@ logger = logging.getLogger(__name__)
 # An offset commit stays pending at most until its transaction times out
 # (a minute by default); past this the worker seeks anyway, and says so.
 STABLE_OFFSETS_TIMEOUT_S = 90.0
-# How often the last stable offsets of written partitions are checked.
-HANGING_CHECK_S = 2.0
 # A stream partition holding a fetched record nobody handled that commits
 # nothing for this long stops the worker; how often that is checked.
 STALL_S = 60.0
@@ -116,16 +108,6 @@ STALL_CHECK_S = 5.0
 
 
 class EventScopedTransactionManager(TransactionManager):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ledger = Ledger()
-        self._stable_reader: AIOKafkaConsumer | None = None
-
-    async def on_stop(self) -> None:
-        if self._stable_reader is not None:
-            await self._stable_reader.stop()
-        await super().on_stop()
-
     async def send(
         self,
         topic: str,
@@ -137,20 +119,15 @@ class EventScopedTransactionManager(TransactionManager):
         *,
         transactional_id: str | None = None,
     ) -> Any:
-        tid = self._transaction_for(topic, partition)
-        delivery: Any = await self.producer.send(
-            topic, key, value, partition, timestamp, headers, transactional_id=tid
+        return await self.producer.send(
+            topic,
+            key,
+            value,
+            partition,
+            timestamp,
+            headers,
+            transactional_id=self._transaction_for(topic, partition),
         )
-        if tid is not None:
-            delivery.add_done_callback(lambda done: self._delivered(tid, done))
-        return delivery
-
-    def _delivered(self, transactional_id: str, delivery: asyncio.Future[Any]) -> None:
-        if delivery.cancelled() or delivery.exception() is not None:
-            return
-        metadata = delivery.result()
-        tp = TopicPartition(metadata.topic, metadata.partition)
-        self.ledger.written(transactional_id, tp, metadata.offset)
 
     async def send_and_wait(
         self,
@@ -195,10 +172,6 @@ class EventScopedTransactionManager(TransactionManager):
             ),
             return_exceptions=True,
         )
-        now = time.monotonic()
-        for tid, outcome in zip(by_transaction, outcomes, strict=True):
-            if tid in open_ and not isinstance(outcome, BaseException):
-                self.ledger.ended(tid, COMMIT, now)
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         fenced = [e for e in errors if isinstance(e, ProducerFenced)]
         if fenced:
@@ -213,69 +186,6 @@ class EventScopedTransactionManager(TransactionManager):
         if isinstance(app, TactApp):
             await app.committed(committed)
         return True
-
-    @Service.timer(HANGING_CHECK_S)
-    async def _close_hanging_transactions(self) -> None:
-        """End the transactions the broker left open (see hanging.py)."""
-        producers = self.producer._transaction_producers  # type: ignore[attr-defined]
-        self.ledger.forget(producers.keys())
-        due = self.ledger.due(time.monotonic())
-        if due:
-            try:
-                ends = await self._stable_ends(due)
-            except KafkaError as error:
-                logger.info("last stable offsets unknown yet error=%r", error)
-                return
-            self.ledger.check(ends, time.monotonic())
-        hanging = self.ledger.hanging()
-        consumer = self.consumer
-        if not hanging or not isinstance(consumer, HandledOnlyConsumer):
-            return
-        async with consumer.handling:
-            # Commit what was handled, so that each transaction is empty.
-            await consumer.commit_handled()
-            for tid, partitions in hanging.items():
-                await self._close(tid, partitions)
-
-    async def _close(
-        self, tid: str, partitions: Mapping[TopicPartition, Ended]
-    ) -> None:
-        producers = self.producer._transaction_producers  # type: ignore[attr-defined]
-        producer = producers.get(tid)
-        if producer is None:
-            return
-        txn = producer._txn_manager
-        if not txn.is_empty_transaction() or txn.partitions_to_add():
-            return
-        async with self.producer._trn_locks[tid]:  # type: ignore[attr-defined]
-            await close_hanging(producer, partitions)
-            # Faust keeps a transaction open on every producer.
-            await producer.begin_transaction()
-        logger.warning(
-            "hanging transactions closed transactional_id=%s partitions=%s",
-            tid,
-            ",".join(f"{tp.topic}:{tp.partition}" for tp in partitions),
-        )
-        self.ledger.closed(tid, list(partitions), time.monotonic())
-
-    async def _stable_ends(
-        self, partitions: Collection[TopicPartition]
-    ) -> Mapping[TopicPartition, int]:
-        if self._stable_reader is None:
-            options = getattr(self.app, "client_options", None) or {}
-            reader = AIOKafkaConsumer(
-                isolation_level="read_committed", enable_auto_commit=False, **options
-            )
-            try:
-                await reader.start()
-            except KafkaError:
-                await reader.stop()
-                raise
-            self._stable_reader = reader
-        ends: Mapping[TopicPartition, int] = await self._stable_reader.end_offsets(
-            list(partitions)
-        )
-        return ends
 
     def _transaction_for(self, topic: str, partition: int | None) -> str | None:
         event = current_event()
@@ -305,7 +215,7 @@ class SkippedRecord(Exception):
 
 
 class PartitionStalled(Exception):
-    """A stream partition has records to read and commits nothing."""
+    """A stream partition holds a record nobody handled and commits nothing."""
 
 
 class HandledOnlyConsumer(Consumer):
@@ -347,26 +257,22 @@ class HandledOnlyConsumer(Consumer):
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         async with self.handling:
-            return await self.commit_handled(*args, **kwargs)
-
-    async def commit_handled(self, *args: Any, **kwargs: Any) -> bool:
-        """`commit`, for a caller that holds `handling`."""
-        buffer = self.app.producer.buffer
-        while buffer.size:
-            await buffer.flush()
-        try:
-            committed: bool = await super().commit(*args, **kwargs)
-        except SkippedRecord as error:
-            logger.error(
-                "record fetched and never handled, stopping topic=%s "
-                "partition=%d offset=%d",
-                error.tp.topic,
-                error.tp.partition,
-                error.offset,
-            )
-            await self.app.crash(error)
-            return False
-        return committed
+            buffer = self.app.producer.buffer
+            while buffer.size:
+                await buffer.flush()
+            try:
+                committed: bool = await super().commit(*args, **kwargs)
+            except SkippedRecord as error:
+                logger.error(
+                    "record fetched and never handled, stopping topic=%s "
+                    "partition=%d offset=%d",
+                    error.tp.topic,
+                    error.tp.partition,
+                    error.offset,
+                )
+                await self.app.crash(error)
+                return False
+            return committed
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109
         records, active = await super()._wait_next_records(timeout)
@@ -581,9 +487,6 @@ class TactApp(faust.App):
                     "open transaction aborted transactional_id=%s", transactional_id
                 )
             await self.producer.abort_transaction(transactional_id)
-            manager = getattr(self.consumer, "transactions", None)
-            if isinstance(manager, EventScopedTransactionManager):
-                manager.ledger.ended(transactional_id, ABORT, time.monotonic())
 
     @asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:

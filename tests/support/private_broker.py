@@ -36,12 +36,9 @@ def pick_ports(rng: random.Random | None = None) -> int:
 class PrivateBroker:
     """One single-node KRaft broker on its own port and data folder."""
 
-    def __init__(
-        self, data_dir: Path, port: int | None = None, extra_config: Path | None = None
-    ) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or pick_ports()
-        self.extra_config = extra_config
         self.restarts = 0
 
     @property
@@ -99,11 +96,6 @@ class PrivateBroker:
                 "TACT_KAFKA_PORT": str(self.port),
                 "TACT_KAFKA_DATA": str(self.data_dir),
                 "TACT_KAFKA_HEAP": "768m",
-                **(
-                    {"TACT_KAFKA_EXTRA_CONFIG": str(self.extra_config)}
-                    if self.extra_config
-                    else {}
-                ),
             },
             capture_output=True,
             text=True,

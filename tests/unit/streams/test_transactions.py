@@ -32,13 +32,8 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.sends: list[dict[str, Any]] = []
 
-    async def send(
-        self, topic: str, *args: Any, transactional_id: str | None
-    ) -> asyncio.Future[Any]:
+    async def send(self, topic: str, *args: Any, transactional_id: str | None) -> None:
         self.sends.append({"topic": topic, "transactional_id": transactional_id})
-        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        delivery.set_result(SimpleNamespace(topic=topic, partition=0, offset=0))
-        return delivery
 
 
 class FakeEvent:
