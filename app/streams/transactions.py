@@ -282,16 +282,19 @@ class HandledOnlyConsumer(Consumer):
         return records, active
 
     def _new_offset(self, tp: TP) -> int | None:
-        start = self._committed_offset[tp] or 0
+        waiting = self._unhandled_since_commit(tp)
         offset: int | None = super()._new_offset(tp)
         if offset is not None:
-            unhandled = self._unhandled[tp]
-            passed = [o for o in unhandled if start <= o < offset]
+            passed = [o for o in waiting if o < offset]
             if passed:
                 raise SkippedRecord(tp, min(passed), offset)
-            # Left below the start: fetched before a seek and dropped as read.
-            self._unhandled[tp] = {o for o in unhandled if o >= offset}
+            # Left below the commit: fetched before a seek and dropped as read.
+            self._unhandled[tp] = {o for o in waiting if o >= offset}
         return offset
+
+    def _unhandled_since_commit(self, tp: TP) -> list[int]:
+        committed = self._committed_offset[tp] or 0
+        return [o for o in self._unhandled.get(tp, ()) if o >= committed]
 
     def mark_handled(self, message: Message) -> None:
         self._handled.add(message)
@@ -410,7 +413,7 @@ class HandledOnlyConsumer(Consumer):
             if moved is None or moved[0] != committed:
                 self._progress[tp] = (committed, now)
                 continue
-            waiting = [o for o in self._unhandled.get(tp, ()) if o >= (committed or 0)]
+            waiting = self._unhandled_since_commit(tp)
             since = max(moved[1], self._sought_at)
             if waiting and now - since >= STALL_S:
                 return tp, committed, min(waiting)
