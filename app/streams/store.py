@@ -38,8 +38,7 @@ class TableStore:
         self._table = table
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._table.get(key)
-        return value
+        return _read(self._table, key)
 
     async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
@@ -89,8 +88,7 @@ class CommittedTableStore:
         latest = self._latest.get(_event_partition())
         if latest is not None and key in latest:
             return latest[key]
-        value: bytes | None = self._table.get(key)
-        return value
+        return _read(self._table, key)
 
     async def put(self, key: bytes, value: bytes) -> None:
         partition = _event_partition()
@@ -129,6 +127,13 @@ class CommittedTableStore:
             logger.info("uncommitted table writes dropped writes=%d", self.uncommitted)
         self._changes.clear()
         self._latest.clear()
+
+
+def _read(table: Any, key: bytes) -> bytes | None:
+    # From the store itself: the table's own get reads RocksDB twice (a
+    # membership test, then the value) and runs Faust's sensors.
+    value: bytes | None = table.data.get(key)
+    return value
 
 
 async def _send_changelog(
