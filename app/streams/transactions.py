@@ -282,14 +282,16 @@ class HandledOnlyConsumer(Consumer):
         return records, active
 
     def _new_offset(self, tp: TP) -> int | None:
-        waiting = self._unhandled_since_commit(tp)
         offset: int | None = super()._new_offset(tp)
-        if offset is not None:
-            passed = [o for o in waiting if o < offset]
+        unhandled = self._unhandled.get(tp)
+        # Most commits pass no unhandled offset; min() keeps them cheap.
+        if offset is not None and unhandled and min(unhandled) < offset:
+            committed = self._committed_offset[tp] or 0
+            passed = [o for o in unhandled if committed <= o < offset]
             if passed:
                 raise SkippedRecord(tp, min(passed), offset)
             # Left below the commit: fetched before a seek and dropped as read.
-            self._unhandled[tp] = {o for o in waiting if o >= offset}
+            self._unhandled[tp] = {o for o in unhandled if o >= offset}
         return offset
 
     def _unhandled_since_commit(self, tp: TP) -> list[int]:
