@@ -397,8 +397,12 @@ def _remember_decided(
 
 
 def _forget(state: CustomerState, now_us: int, policy: Policy) -> CustomerState:
-    """The state without what has aged out; the same object if nothing did."""
-    if state.is_erased:
+    """The state without what has aged out; the same object if nothing did.
+
+    Most calls find nothing aged, so the oldest entry of each part is looked
+    at first, and the parts are rebuilt only when one of them has aged.
+    """
+    if state.is_erased or not _has_aged(state, now_us, policy):
         return state
     sent = frequency_cap.forget_old(state.sent, now_us, policy)
     dedupe_keys = dedupe.forget_old(state.dedupe_keys, now_us, policy)
@@ -427,3 +431,36 @@ def _forget(state: CustomerState, now_us: int, policy: Policy) -> CustomerState:
         decided=decided,
         applied=applied,
     )
+
+
+def _has_aged(state: CustomerState, now_us: int, policy: Policy) -> bool:
+    """Whether `_forget` would drop anything: each part is kept in time order,
+    so only its oldest entry (or bucket) needs a look."""
+    sent = state.sent
+    if sent and sent[0].at_us <= now_us - policy.send_history_us:
+        return True
+    recent = state.recent
+    if recent and recent[0].at_us < now_us - policy.late_veto_us:
+        return True
+    decided = state.decided
+    if (
+        decided
+        and decided[0].start_us + policy.decided_width_us
+        <= now_us - policy.decided_intents_us
+    ):
+        return True
+    applied = state.applied
+    if (
+        applied
+        and applied[0].start_us + policy.applied_width_us
+        <= now_us - policy.applied_events_us
+    ):
+        return True
+    dedupe_keys = state.dedupe_keys
+    if dedupe_keys:
+        window_us = policy.dedupe_window_us
+        if window_us is None:
+            return True
+        if dedupe_keys[0].start_us + policy.dedupe_width_us <= now_us - window_us:
+            return True
+    return any(c.end_us <= now_us for c in state.cooldowns)
