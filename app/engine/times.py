@@ -42,6 +42,12 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
+def parse_time_us(text: str) -> int | None:
+    """The timestamp of an RFC 3339 string, or None if it is not one."""
+    moment = parse_time(text)
+    return None if moment is None else to_us(moment)
+
+
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
     return (moment - EPOCH) // MICROSECOND
