@@ -50,6 +50,7 @@ _MS_US = 1000
 # Allocations between young-generation collections while a replay runs
 # (Python's default is 700).
 _REPLAY_GC_THRESHOLD = 200_000
+_JSON_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _TABLE_COLUMNS = (
     ("time", 22),
     ("customer", 12),
@@ -313,7 +314,7 @@ def _timestamp(value: Any) -> int:
 
 
 def _write_json_line(out: IO[bytes], decision: Decision) -> None:
-    out.write(orjson.dumps(decision.to_dict(), option=orjson.OPT_SORT_KEYS) + b"\n")
+    out.write(orjson.dumps(decision.to_dict(), option=_JSON_LINE))
 
 
 def _table_header() -> bytes:
