@@ -295,6 +295,8 @@ def _key_bytes(raw: bytes) -> bytes | None:
 
 
 def _timestamp(value: Any) -> int:
+    if type(value) is int:
+        return value * _MS_US
     if isinstance(value, str):
         moment = parse_time(value)
         if moment is None:
