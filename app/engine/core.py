@@ -253,9 +253,11 @@ def _evaluate(
 ) -> Step:
     """Check an intent due now against every rule and record the outcome."""
     checks = EXEMPT_CHECKS if rules.is_exempt else CHECKS
-    objections: list[Objection] = []
-    for check in checks:
-        objections.extend(check(intent, state, now_us, policy, rules))
+    objections: list[Objection] = [
+        objection
+        for check in checks
+        for objection in check(intent, state, now_us, policy, rules)
+    ]
     if not objections:
         return _approve(state, intent, decisions_so_far, now_us, policy, rules)
 
