@@ -49,7 +49,7 @@ TOPICS = (LIFECYCLE_TOPIC, INTENTS_TOPIC)
 _MS_US = 1000
 # Allocations between young-generation collections while a replay runs
 # (Python's default is 700).
-_REPLAY_GC_THRESHOLD = 200_000
+_REPLAY_GC_THRESHOLD = 1_000_000
 _JSON_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _TABLE_COLUMNS = (
     ("time", 22),
