@@ -528,4 +528,5 @@ def _has_aged(state: CustomerState, now_us: int, policy: Policy) -> bool:
             return True
         if dedupe_keys[0].start_us + policy.dedupe_width_us <= now_us - window_us:
             return True
-    return any(c.end_us <= now_us for c in state.cooldowns)
+    cooldowns = state.cooldowns
+    return bool(cooldowns) and any(c.end_us <= now_us for c in cooldowns)
