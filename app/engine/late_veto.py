@@ -65,7 +65,9 @@ def recent_after_approval(
     state: CustomerState, intent: Intent, now_us: int, policy: Policy, rules: RuleSet
 ) -> tuple[RecentApproval, ...]:
     """Remember an approval only if a later event could veto it."""
-    about = tuple(ref for ref in intent.about if ref.type in policy.entities)
+    about = intent.about
+    if about:
+        about = tuple(ref for ref in about if ref.type in policy.entities)
     if rules.is_exempt or not (about or policy.cooldowns):
         return state.recent
     approval = RecentApproval(

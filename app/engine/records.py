@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from app.engine.times import from_us, parse_time, to_us
+from app.engine.times import from_us, parse_time_us
 from app.errors import RecordError
 
 logger = logging.getLogger(__name__)
@@ -155,6 +155,49 @@ def intent_from_value(
 
 
 def _event_from_object(obj: dict[str, Any]) -> LifecycleEvent:
+    event = _usual_event(obj)
+    return _checked_event(obj) if event is None else event
+
+
+def _usual_event(obj: dict[str, Any]) -> LifecycleEvent | None:
+    """The event of a record in the usual shape, or None to take the checked
+    path, which names the first problem; most records take only this one."""
+    get = obj.get
+    event_id = get("event_id")
+    customer_id = get("customer_id")
+    event_type = get("type")
+    if not (
+        type(event_id) is str
+        and event_id
+        and type(customer_id) is str
+        and customer_id
+        and type(event_type) is str
+        and _is_dotted(event_type)
+    ):
+        return None
+    occurred = get("occurred_at")
+    occurred_us = parse_time_us(occurred) if type(occurred) is str else None
+    if occurred_us is None:
+        return None
+    entity = get("entity")
+    ref = None
+    if entity is not None:
+        ref = _usual_ref(entity)
+        if ref is None:
+            return None
+    attributes = get("attributes")
+    if attributes is None:
+        attributes = {}
+    elif type(attributes) is dict:
+        _check_attributes(attributes, event_type)
+    else:
+        return None
+    return LifecycleEvent(
+        event_id, customer_id, event_type, occurred_us, ref, attributes, obj
+    )
+
+
+def _checked_event(obj: dict[str, Any]) -> LifecycleEvent:
     event_id = _required_str(obj, "event_id", "event")
     customer_id = _required_str(obj, "customer_id", "event")
     event_type = _required_str(obj, "type", "event")
@@ -182,6 +225,93 @@ def _event_from_object(obj: dict[str, Any]) -> LifecycleEvent:
 
 
 def _intent_from_object(obj: dict[str, Any]) -> Intent:
+    intent = _usual_intent(obj)
+    return _checked_intent(obj) if intent is None else intent
+
+
+def _usual_intent(obj: dict[str, Any]) -> Intent | None:
+    """The intent of a record in the usual shape, or None to take the checked
+    path, which names the first problem; most records take only this one."""
+    get = obj.get
+    intent_id = get("intent_id")
+    customer_id = get("customer_id")
+    channel = get("channel")
+    category = get("category")
+    campaign_id = get("campaign_id")
+    dedupe_key = get("dedupe_key")
+    if not (
+        type(intent_id) is str
+        and intent_id
+        and type(customer_id) is str
+        and customer_id
+        and type(channel) is str
+        and channel
+        and type(category) is str
+        and category
+        and (campaign_id is None or type(campaign_id) is str)
+        and (dedupe_key is None or type(dedupe_key) is str)
+    ):
+        return None
+    created = get("created_at")
+    created_us = parse_time_us(created) if type(created) is str else None
+    if created_us is None:
+        return None
+    send = get("send_at")
+    send_us = None
+    if send is not None:
+        send_us = parse_time_us(send) if type(send) is str else None
+        if send_us is None:
+            return None
+    expires = get("expires_at")
+    expires_us = None
+    if expires is not None:
+        expires_us = parse_time_us(expires) if type(expires) is str else None
+        if expires_us is None:
+            return None
+    priority = get("priority")
+    if priority is not None and not (
+        type(priority) is int and PRIORITY_MIN <= priority <= PRIORITY_MAX
+    ):
+        return None
+    about = get("about")
+    refs: tuple[EntityRef, ...] = ()
+    if about is not None:
+        if type(about) is not list:
+            return None
+        found = []
+        for item in about:
+            ref = _usual_ref(item)
+            if ref is None:
+                return None
+            found.append(ref)
+        refs = tuple(found)
+    return Intent(
+        intent_id,
+        customer_id,
+        channel,
+        category,
+        campaign_id,
+        created_us,
+        send_us,
+        expires_us,
+        refs,
+        dedupe_key,
+        priority,
+        obj,
+    )
+
+
+def _usual_ref(value: object) -> EntityRef | None:
+    if type(value) is not dict:
+        return None
+    kind = value.get("type")
+    key = value.get("id")
+    if type(kind) is str and kind and type(key) is str and key:
+        return EntityRef(kind, key)
+    return None
+
+
+def _checked_intent(obj: dict[str, Any]) -> Intent:
     intent_id = _required_str(obj, "intent_id", "intent")
     customer_id = _required_str(obj, "customer_id", "intent")
     channel = _required_str(obj, "channel", "intent")
@@ -363,12 +493,12 @@ def _optional_time(obj: Mapping[str, Any], name: str, what: str) -> int | None:
 def _parse_time_field(value: object, field: str) -> int:
     if not isinstance(value, str):
         raise _wrong_type(field, value, "an RFC 3339 time string")
-    moment = parse_time(value)
-    if moment is None:
+    us = parse_time_us(value)
+    if us is None:
         raise RecordError(
             BAD_TIME, f"{field}: {_show(value)} is not an RFC 3339 time with an offset"
         )
-    return to_us(moment)
+    return us
 
 
 def _optional_ref(value: object, field: str) -> EntityRef | None:

@@ -49,7 +49,8 @@ TOPICS = (LIFECYCLE_TOPIC, INTENTS_TOPIC)
 _MS_US = 1000
 # Allocations between young-generation collections while a replay runs
 # (Python's default is 700).
-_REPLAY_GC_THRESHOLD = 200_000
+_REPLAY_GC_THRESHOLD = 1_000_000
+_JSON_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _TABLE_COLUMNS = (
     ("time", 22),
     ("customer", 12),
@@ -294,6 +295,8 @@ def _key_bytes(raw: bytes) -> bytes | None:
 
 
 def _timestamp(value: Any) -> int:
+    if type(value) is int:
+        return value * _MS_US
     if isinstance(value, str):
         moment = parse_time(value)
         if moment is None:
@@ -313,7 +316,7 @@ def _timestamp(value: Any) -> int:
 
 
 def _write_json_line(out: IO[bytes], decision: Decision) -> None:
-    out.write(orjson.dumps(decision.to_dict(), option=orjson.OPT_SORT_KEYS) + b"\n")
+    out.write(orjson.dumps(decision.to_dict(), option=_JSON_LINE))
 
 
 def _table_header() -> bytes:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = EPOCH.replace(tzinfo=None)
 MICROSECOND = timedelta(microseconds=1)
 SECOND_US = 1_000_000
 MINUTE_US = 60 * SECOND_US
@@ -42,6 +43,12 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
+def parse_time_us(text: str) -> int | None:
+    """The timestamp of an RFC 3339 string, or None if it is not one."""
+    moment = parse_time(text)
+    return None if moment is None else to_us(moment)
+
+
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
     return (moment - EPOCH) // MICROSECOND
@@ -59,8 +66,8 @@ def format_us(us: int) -> str:
     Cached: one decision formats the same few instants several times (its
     own time, the times its reasons name), and formatting is not cheap.
     """
-    text = from_us(us).isoformat()
-    return text[:-6] + "Z"
+    # Naive, so that formatting does not ask a zone for the offset to print.
+    return f"{(_NAIVE_EPOCH + MICROSECOND * us).isoformat()}Z"
 
 
 def format_local(us: int, zone: tzinfo) -> str:

@@ -34,7 +34,12 @@ def entities_after(
     entity = event.entity
     if transitions is None or entity is None:
         return state.entities, ()
-    status = next((s for kind, s in transitions if kind == entity.type), None)
+    entity_type = entity.type
+    status = None
+    for kind, to_status in transitions:
+        if kind == entity_type:
+            status = to_status
+            break
     if status is None:
         logger.debug(
             "event entity type not mapped event_id=%s type=%s entity_type=%s",

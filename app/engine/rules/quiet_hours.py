@@ -7,7 +7,8 @@ its `to` wraps midnight.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 from app.engine.decision import Reason
 from app.engine.policy import Policy, QuietHours, RuleSet
@@ -41,8 +42,8 @@ def check(
             continue
         ends_us = _end_of_quiet(quiet, local, zone, now_us, minute)
         detail = (
-            f"it is {local.strftime('%H:%M')} for the customer ({zone}), inside "
-            f"quiet hours {quiet.from_text}-{quiet.to_text}"
+            f"it is {local.hour:02d}:{local.minute:02d} for the customer ({zone}), "
+            f"inside quiet hours {quiet.from_text}-{quiet.to_text}"
         )
         release_us = ends_us if quiet.is_deferring else None
         objections.append(Objection(Reason(RULE, detail), release_us))
@@ -62,11 +63,19 @@ def _end_of_quiet(
     day = local.date()
     if quiet.start_minute > quiet.end_minute and minute >= quiet.start_minute:
         day += _ONE_DAY
-    hours, minutes = divmod(quiet.end_minute, _MINUTES_PER_HOUR)
-    end = datetime.combine(day, time(hours, minutes), tzinfo=zone)
-    end_us = to_us(end)
+    end_us, repeated_end_us = _local_time_us(day, quiet.end_minute, zone)
     if end_us <= now_us:
         # The end time occurs twice on the night clocks go back and `now` is
         # already in the repeated hour: the window ends at the second one.
-        end_us = to_us(end.replace(fold=1))
+        end_us = repeated_end_us
     return max(end_us, now_us + MINUTE_US)
+
+
+@lru_cache(maxsize=1 << 12)
+def _local_time_us(day: date, minute: int, zone: tzinfo) -> tuple[int, int]:
+    """A local time of day as timestamps, first and second occurrence (the two
+    differ only on the night clocks go back); cached, as every customer of a
+    zone ends the same night at the same time."""
+    hours, minutes = divmod(minute, _MINUTES_PER_HOUR)
+    end = datetime.combine(day, time(hours, minutes), tzinfo=zone)
+    return to_us(end), to_us(end.replace(fold=1))

@@ -10,8 +10,19 @@ import jsonschema  # type: ignore[import-untyped]  # the package ships no type s
 import pytest
 from referencing import Registry, Resource
 
-from app.engine import CustomerState, apply, decide, encode_state, release
+from app.engine import (
+    CustomerState,
+    apply,
+    core,
+    decide,
+    encode_state,
+    late_veto,
+    release,
+)
 from app.engine.policy import Policy
+from app.engine.rules import cooldown, dedupe, frequency_cap
+from app.engine.state import forget_ids
+from app.engine.times import HOUR_US, MINUTE_US, to_us
 from tests.unit.engine.helpers import (
     MakeEvent,
     MakeIntent,
@@ -248,3 +259,65 @@ def test_naive_clock_is_refused(
             at("2026-03-01T10:00:00Z").replace(tzinfo=None),
             policy,
         )
+
+
+def test_state_is_rebuilt_exactly_when_some_part_has_aged(
+    make_policy: MakePolicy,
+    make_intent: MakeIntent,
+    make_event: MakeEvent,
+    empty_state: CustomerState,
+) -> None:
+    """The quick look at each part's oldest entry agrees with the parts' own
+    forget functions at every instant around their cutoffs."""
+    policy = make_policy(
+        frequency_caps=[{"channels": ["push"], "max": 5, "per": "2h"}],
+        cooldowns=[{"after": "complaint.filed", "for": "3h"}],
+        dedupe={"window": "4h"},
+        late_veto={"lookback": "5h"},
+        remember={"decided_intents": "6h", "applied_events": "7h"},
+    )
+    intent = make_intent(
+        channel="push", dedupe_key="k-1", created_at="2026-03-01T07:00:00Z"
+    )
+    state = decide_at(empty_state, intent, "2026-03-01T07:00:00Z", policy).state
+    complaint = make_event("complaint.filed", occurred_at="2026-03-01T08:00:00Z")
+    state = apply(state, complaint, policy).state
+    parts = (
+        state.sent,
+        state.dedupe_keys,
+        state.recent,
+        state.cooldowns,
+        state.decided,
+        state.applied,
+    )
+    assert all(parts)
+    start_us = to_us(at("2026-03-01T07:00:00Z"))
+
+    for now_us in range(start_us, start_us + 10 * HOUR_US, MINUTE_US // 2):
+        expected = (
+            frequency_cap.forget_old(state.sent, now_us, policy),
+            dedupe.forget_old(state.dedupe_keys, now_us, policy),
+            late_veto.forget_old(state.recent, now_us, policy),
+            cooldown.forget_ended(state.cooldowns, now_us),
+            forget_ids(
+                state.decided,
+                now_us,
+                policy.decided_intents_us,
+                policy.decided_width_us,
+            ),
+            forget_ids(
+                state.applied, now_us, policy.applied_events_us, policy.applied_width_us
+            ),
+        )
+
+        kept = core._forget(state, now_us, policy)
+
+        assert (kept is state) == (expected == parts)
+        assert (
+            kept.sent,
+            kept.dedupe_keys,
+            kept.recent,
+            kept.cooldowns,
+            kept.decided,
+            kept.applied,
+        ) == expected
