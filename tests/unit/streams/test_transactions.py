@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP
@@ -215,6 +216,51 @@ async def test_seek_of_the_next_assignment_waits_for_one_still_running(
         ("pause", recorder.streams),
         ("seek", set()),
         ("resume", recorder.streams),
+    ]
+
+
+class SeekThread:
+    """The driver's consumer thread, recording seeks to the beginning."""
+
+    def __init__(self) -> None:
+        self.to_beginning: list[TopicPartition] = []
+
+    def _ensure_consumer(self) -> SeekThread:
+        return self
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        self.to_beginning.extend(partitions)
+
+    async def call_thread(self, method: Any, *args: Any) -> Any:
+        return await method(*args)
+
+
+async def test_partitions_with_no_committed_offset_are_read_from_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    committed = {
+        TP(f"{APP_ID}-intents", 0): None,
+        TP(f"{APP_ID}-intents", 1): 0,
+        TP(f"{APP_ID}-intents", 2): 17,
+        TP(CHANGELOG, 0): None,
+    }
+
+    async def seek_to_committed(consumer: Any) -> dict[TP, int | None]:
+        return committed
+
+    monkeypatch.setattr(Consumer, "seek_to_committed", seek_to_committed)
+    thread = SeekThread()
+    consumer = _BareConsumer.__new__(_BareConsumer)
+    vars(consumer).update(
+        {"_thread": thread, "_is_changelog_tp": lambda tp: tp.topic == CHANGELOG}
+    )
+
+    assert await consumer.seek_to_committed() == committed
+    # Where aiokafka leaves them: wherever the consumer last read, which after
+    # an aborted transaction is past records no one committed.
+    assert thread.to_beginning == [
+        TopicPartition(f"{APP_ID}-intents", 0),
+        TopicPartition(f"{APP_ID}-intents", 1),
     ]
 
 
