@@ -74,19 +74,6 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
     }
 
 
-def producer_linger_s(settings: Settings) -> float:
-    """How long a producer holds records to send them in one request.
-
-    Under exactly_once nothing is readable before its transaction commits,
-    and a commit sends what is held at once, so holding records for half the
-    commit interval delays no reader and saves most produce requests. Under
-    at_least_once the handler waits for each delivery, so records go at once.
-    """
-    if settings.processing_guarantee == "exactly_once":
-        return settings.commit_interval_s / 2
-    return 0.0
-
-
 def create_app(
     settings: Settings, policy: Policy | None = None, partitions: int | None = None
 ) -> faust.App:
@@ -109,7 +96,6 @@ def create_app(
         # the committed offset is kept and the orchestrator restarts it.
         agent_supervisor=mode.CrashingSupervisor,
         broker_commit_interval=settings.commit_interval_s,
-        producer_linger=producer_linger_s(settings),
         consumer_auto_offset_reset="earliest",
         web_bind=settings.web_bind,
         web_port=settings.web_port,
