@@ -30,12 +30,6 @@ processed, which loses it under either guarantee:
   count as processed. Here the stream partitions stay paused while they
   are sought.
 
-A seek to the committed offsets leaves alone a partition whose committed
-offset is missing or 0: aiokafka keeps it where the consumer last read it.
-When that reading was in a transaction that then aborted, the position is
-past records nobody committed, and they are never read again. Here such
-stream partitions are sought to their start, where a new group starts too.
-
 A record can still be fetched and dropped with no seek after it, and
 Faust's check that a commit starts at the committed offset lets exactly one
 missing offset through, so a commit passes that record. Here every record
@@ -392,23 +386,6 @@ class HandledOnlyConsumer(Consumer):
                     self.resume_partitions(active)
                 else:
                     logger.info("group rebalanced during a seek; not resuming")
-
-    async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed: Mapping[TP, int] = await super().seek_to_committed()  # type: ignore[safe-super]  # the driver implements it
-        # aiokafka leaves a partition with no committed offset (or offset 0)
-        # where the consumer last read it, which after an aborted
-        # transaction is past records nobody committed: start those over.
-        unset = [
-            TopicPartition(tp.topic, tp.partition)
-            for tp, offset in committed.items()
-            if not offset and not self._is_changelog_tp(tp)
-        ]
-        if unset:
-            thread: Any = self._thread  # type: ignore[attr-defined]  # the driver's
-            await thread.call_thread(
-                thread._ensure_consumer().seek_to_beginning, *unset
-            )
-        return committed
 
     @Service.timer(STALL_CHECK_S)
     async def _stop_if_stalled(self) -> None:
