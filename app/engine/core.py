@@ -124,7 +124,7 @@ def apply_at_us(
     timezone = state.timezone
     if event.type == PROFILE_UPDATED:
         timezone = event.attributes.get("timezone") or timezone
-    # Every field in order, as in `_with_pending`.
+    # Every field in order, as in `_with_waiting`.
     new_state = CustomerState(
         state.customer_id,
         state.erased_us,
@@ -204,7 +204,7 @@ def decide_at_us(
             reasons = (pending_limit.reason(policy),)
             return _final(state, intent, 0, SUPPRESSED, reasons, now_us, policy)
         waiting = Pending(intent, due_us, 0)
-        return Step(_with_pending(state, (*state.pending, waiting)))
+        return Step(_with_waiting(state, (*state.pending, waiting), state.decided))
 
     # 3. Due now.
     return _evaluate(state, intent, 0, now_us, policy, rules)
@@ -227,7 +227,9 @@ def release_at_us(state: CustomerState, now_us: int, policy: Policy) -> Step:
     due = sorted((p for p in state.pending if p.due_us <= now_us), key=_due_time)
     if not due:
         return Step(state)
-    state = _with_pending(state, tuple(p for p in state.pending if p.due_us > now_us))
+    state = _with_waiting(
+        state, tuple(p for p in state.pending if p.due_us > now_us), state.decided
+    )
     decisions: list[Decision] = []
     approved: list[dict[str, Any]] = []
     for pending in due:
@@ -284,7 +286,9 @@ def _evaluate(
     number = decisions_so_far + 1
     decision = _decision(intent, number, DEFERRED, reasons, release_us, now_us, policy)
     waiting = Pending(intent, release_us, number)
-    return Step(_with_pending(state, (*state.pending, waiting)), (decision,))
+    return Step(
+        _with_waiting(state, (*state.pending, waiting), state.decided), (decision,)
+    )
 
 
 def _approve(
@@ -297,7 +301,7 @@ def _approve(
 ) -> Step:
     number = decisions_so_far + 1
     decision = _decision(intent, number, APPROVED, (), None, now_us, policy)
-    # Every field in order, as in `_with_pending`.
+    # Every field in order, as in `_with_waiting`.
     new_state = CustomerState(
         state.customer_id,
         state.erased_us,
@@ -335,7 +339,7 @@ def _final(
     number = decisions_so_far + 1
     decision = _decision(intent, number, outcome, reasons, None, now_us, policy)
     decided = _remember_decided(state, intent.intent_id, number, now_us, policy)
-    return Step(_with_decided(state, decided), (decision,))
+    return Step(_with_waiting(state, state.pending, decided), (decision,))
 
 
 def _suppress_duplicate(
@@ -353,11 +357,11 @@ def _suppress_duplicate(
         pending = tuple(
             p._replace(decisions=number) if p is earlier else p for p in state.pending
         )
-        new_state = _with_pending(state, pending)
+        new_state = _with_waiting(state, pending, state.decided)
     else:
         number = earlier + 1
         decided = _remember_decided(state, intent.intent_id, number, now_us, policy)
-        new_state = _with_decided(state, decided)
+        new_state = _with_waiting(state, state.pending, decided)
     decision = _decision(intent, number, SUPPRESSED, reasons, None, now_us, policy)
     return Step(new_state, (decision,))
 
@@ -461,9 +465,13 @@ def _forget(state: CustomerState, now_us: int, policy: Policy) -> CustomerState:
     )
 
 
-def _with_pending(state: CustomerState, pending: tuple[Pending, ...]) -> CustomerState:
-    """`state._replace(pending=pending)` at a fraction of its cost: the states
-    built on every call give each field in order."""
+def _with_waiting(
+    state: CustomerState,
+    pending: tuple[Pending, ...],
+    decided: tuple[IdBucket, ...],
+) -> CustomerState:
+    """`state._replace(pending=pending, decided=decided)` at a fraction of its
+    cost: the states built on every call give each field in order."""
     return CustomerState(
         state.customer_id,
         state.erased_us,
@@ -476,25 +484,6 @@ def _with_pending(state: CustomerState, pending: tuple[Pending, ...]) -> Custome
         state.dedupe_keys,
         state.recent,
         pending,
-        state.decided,
-        state.applied,
-    )
-
-
-def _with_decided(state: CustomerState, decided: tuple[IdBucket, ...]) -> CustomerState:
-    """`state._replace(decided=decided)`, as `_with_pending`."""
-    return CustomerState(
-        state.customer_id,
-        state.erased_us,
-        state.closed_us,
-        state.timezone,
-        state.entities,
-        state.opt_outs,
-        state.cooldowns,
-        state.sent,
-        state.dedupe_keys,
-        state.recent,
-        state.pending,
         decided,
         state.applied,
     )
