@@ -237,7 +237,8 @@ class HandledOnlyConsumer(Consumer):
         self._recovery_ends: tuple[int, dict[TP, int]] = (-1, {})
         # Offsets of stream records fetched and not yet handled, by partition.
         self._unhandled: defaultdict[TP, set[int]] = defaultdict(set)
-        # Each stream partition's committed offset and when it last moved.
+        # A stream partition's committed offset, and since when a record has
+        # waited unhandled with the commit there.
         self._progress: dict[TP, tuple[int | None, float]] = {}
         self._sought_at = time.monotonic()
 
@@ -404,20 +405,25 @@ class HandledOnlyConsumer(Consumer):
         await self.app.crash(PartitionStalled(f"{tp.topic}[{tp.partition}]"))
 
     def stalled(self, now: float) -> tuple[TP, int | None, int] | None:
-        """A stream partition holding a record fetched and never handled
-        whose commit has not moved for `STALL_S`, nor been sought since:
+        """A stream partition that has held a record fetched and never
+        handled for `STALL_S`, its commit unmoved and no seek since:
         (partition, committed offset, lowest such record)."""
         if not self.is_assigned or getattr(self.app, "rebalancing", False):
             return None
         for tp in self._stream_partitions():
             committed = self._committed_offset[tp]
+            waiting = self._unhandled_since_commit(tp)
+            if not waiting:
+                # Timed from when a record is first seen waiting, not from
+                # the last commit: an idle partition's next record is queued.
+                self._progress.pop(tp, None)
+                continue
             moved = self._progress.get(tp)
             if moved is None or moved[0] != committed:
                 self._progress[tp] = (committed, now)
                 continue
-            waiting = self._unhandled_since_commit(tp)
             since = max(moved[1], self._sought_at)
-            if waiting and now - since >= STALL_S:
+            if now - since >= STALL_S:
                 return tp, committed, min(waiting)
         return None
 

@@ -18,6 +18,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 from app.streams.transactions import (
+    STALL_CHECK_S,
     STALL_S,
     EventScopedTransactionManager,
     HandledOnlyConsumer,
@@ -397,6 +398,20 @@ def test_a_partition_whose_commit_moves_does_not_stall() -> None:
     consumer.stalled(now=1.0)
     consumer._committed_offset[INTENTS] = 645
     assert consumer.stalled(now=1.0 + STALL_S) is None
+
+
+def test_a_record_just_fetched_for_a_long_idle_partition_does_not_stall() -> None:
+    # Nothing has been committed for minutes; the new record is only queued
+    # behind others on its way to the agent.
+    consumer = _watched(None, set())
+    idle_until = 1.0 + 10 * STALL_S
+    for now in range(1, int(idle_until), int(STALL_CHECK_S)):
+        assert consumer.stalled(now=now) is None
+    consumer._unhandled[INTENTS].add(0)
+
+    assert consumer.stalled(now=idle_until) is None
+    assert consumer.stalled(now=idle_until + STALL_S - STALL_CHECK_S) is None
+    assert consumer.stalled(now=idle_until + STALL_S) == (INTENTS, None, 0)
 
 
 def test_a_partition_with_nothing_left_unhandled_does_not_stall() -> None:
