@@ -28,6 +28,7 @@ from app.logs import logging_config
 from app.security import client_options, faust_credentials
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
+from app.streams.recovery import ReadAheadTableManager
 from app.streams.store import CommittedTableStore, TableStore
 from app.streams.topics import TABLE_NAME
 from app.streams.transactions import HandledOnlyConsumer, TactApp
@@ -95,6 +96,7 @@ def create_app(
         # An unexpected error stops the worker instead of looping the agent:
         # the committed offset is kept and the orchestrator restarts it.
         agent_supervisor=mode.CrashingSupervisor,
+        TableManager=ReadAheadTableManager,
         broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         web_bind=settings.web_bind,

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from faust import current_event
-from faust.types import TP
+
+from app.streams.recovery import ChangelogRecord
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +57,6 @@ class _Change:
     key: bytes
     value: bytes
     sent: Any  # Faust's FutureMessage for the changelog record
-
-
-@dataclass(frozen=True)
-class _Applied:
-    """A committed changelog record, shaped as table recovery reads one."""
-
-    tp: TP
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-
-    @property
-    def message(self) -> _Applied:
-        return self
 
 
 class CommittedTableStore:
@@ -110,7 +96,7 @@ class CommittedTableStore:
             results = await asyncio.gather(*(change.sent for change in changes))
             self._table.apply_changelog_batch(
                 [
-                    _Applied(
+                    ChangelogRecord(
                         tp=result.topic_partition,
                         partition=partition,
                         offset=result.offset,
