@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -225,19 +225,18 @@ class RecordHandler:
             customer_id, record.partition, final.next_due_us, final.pending_count
         )
 
-    def rebuild_index(self, items: Any) -> None:
-        """Refill the due index from (key, value) pairs of the owned partitions."""
+    def rebuild_index(self, states: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """Refill the due index from the (partition, key, value) of every
+        state in the owned partitions."""
         self.due.clear()
         self._pending.clear()
         self.customers = 0
-        for key, value in items:
+        for partition, key, value in states:
             self.customers += 1
             # Only what the index needs: decoding whole states took most of
             # the rebuild.
             due_us, pending = encoded_pending(value)
-            customer_id = key.decode() if isinstance(key, bytes) else str(key)
-            partition = partition_for(customer_id, self.partitions)
-            self._track(customer_id, partition, due_us, pending)
+            self._track(key.decode(), partition, due_us, pending)
         metrics.pending_intents.set(sum(self._pending.values()))
         metrics.customers.set(self.customers)
         logger.info(

@@ -395,6 +395,8 @@ async def test_state_survives_a_restart_and_the_loss_of_the_rocksdb_folder(
         stack.bootstrap, stack.decisions, stack.partitions, lambda g: len(g) >= 3
     )
     status, body = fresh.get("/customers/c-restart")
+    # The due index is rebuilt from the recovered table.
+    _, metrics_text = fresh.get("/metrics")
 
     for decision in (
         final_outcomes(after_restart)["after-restart"],
@@ -404,6 +406,7 @@ async def test_state_survives_a_restart_and_the_loss_of_the_rocksdb_folder(
         assert [r["rule"] for r in decision["reasons"]] == ["entity_state"]
     assert status == 200
     assert b"cancelled" in body
+    assert b"\ntact_customers 1.0\n" in metrics_text
 
 
 @pytest.mark.parametrize(
