@@ -4,7 +4,6 @@ read-ahead that applies it."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 
 import pytest
@@ -13,6 +12,7 @@ from faust.types import TP
 
 from app.streams.recovery import ChangelogRecord, ends_past_last_record, read_changelog
 from tests.integration.conftest import TopicFactory
+from tests.support.kafka_io import transactional_producer
 
 pytestmark = pytest.mark.kafka
 
@@ -34,9 +34,7 @@ async def test_the_end_is_one_past_the_last_committed_record(
     bootstrap: str, create_topic: TopicFactory
 ) -> None:
     topic = await create_topic("changelog", partitions=3)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
-    )
+    producer = transactional_producer(bootstrap)
     await producer.start()
     try:
         # Partition 0: two committed transactions, then an aborted one.
@@ -96,9 +94,7 @@ async def test_the_read_ahead_applies_committed_records_in_order(
     bootstrap: str, create_topic: TopicFactory
 ) -> None:
     topic = await create_topic("changelog", partitions=2)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tact-test-{uuid.uuid4().hex}"
-    )
+    producer = transactional_producer(bootstrap)
     await producer.start()
     try:
         # Partition 0: k1=0, k2=1, commit=2, gone=3, abort=4, k1 tombstone=5,
