@@ -168,20 +168,36 @@ def markdown(results: dict[str, Any]) -> str:
             )
         )
         recovery = kafka["recovery"]
-        per_million = recovery["recovery_seconds"] * 1_000_000 / customers
+        empty_s = recovery["empty_start_seconds"]
         lines.append(
             _row(
-                f"recovery of {customers:,} customers into an empty folder "
-                "(start to ready, less a start with no table)",
+                f"recovery of the bench's {customers:,} customers into an empty "
+                "folder (start to ready, less a start with no table)",
                 f"{recovery['recovery_seconds']:.1f} s "
-                f"(≈ {per_million:.0f} s per million; RSS after "
+                f"({_reported(recovery)}; RSS after "
                 f"{_mib(recovery['worker_rss_bytes'])})",
-                f"{recovery['empty_start_seconds']:.1f} s (start with no table)",
-                f"{recovery['seconds_to_ready'] / recovery['empty_start_seconds']:.2f}",
-                f"≤ {TARGET_RECOVERY_S_PER_MILLION:.0f} s per million",
-                per_million <= TARGET_RECOVERY_S_PER_MILLION,
+                f"{empty_s:.1f} s (start with no table)",
+                f"{recovery['seconds_to_ready'] / empty_s:.2f}",
+                "",
+                None,
             )
         )
+        scale = kafka.get("recovery_at_scale")
+        if scale:
+            per_million = scale["recovery_seconds_per_million"]
+            lines.append(
+                _row(
+                    f"recovery of {scale['customers']:,} customers into an empty "
+                    "folder (the bench's states under new ids)",
+                    f"{scale['recovery_seconds']:.1f} s ({_reported(scale)}); "
+                    f"{scale['rocksdb_bytes'] / scale['customers']:,.0f} "
+                    f"B/customer on disk, RSS after {_mib(scale['worker_rss_bytes'])}",
+                    f"{empty_s:.1f} s (start with no table)",
+                    f"{scale['seconds_to_ready'] / empty_s:.2f}",
+                    f"≤ {TARGET_RECOVERY_S_PER_MILLION:.0f} s per million",
+                    per_million <= TARGET_RECOVERY_S_PER_MILLION,
+                )
+            )
         scaling = kafka["scaling"]
         two = scaling["records_per_s"]
         lines.append(
@@ -209,6 +225,13 @@ def markdown(results: dict[str, Any]) -> str:
     if notes:
         lines.extend(["", *(f"- {note}" for note in notes)])
     return "\n".join(lines) + "\n"
+
+
+def _reported(recovery: dict[str, Any]) -> str:
+    reported = recovery.get("reported_recovery_seconds")
+    if reported is None:
+        return "no figure from the worker"
+    return f"{reported:.1f} s by the worker's own metric"
 
 
 def _row(
