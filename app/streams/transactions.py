@@ -90,7 +90,6 @@ from aiokafka.errors import ProducerFenced
 from faust import current_event
 from faust.transport import by_url
 from faust.transport.consumer import Consumer, TransactionManager
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
 from mode import Service
 
@@ -106,10 +105,6 @@ STABLE_OFFSETS_TIMEOUT_S = 90.0
 # nothing for this long stops the worker; how often that is checked.
 STALL_S = 60.0
 STALL_CHECK_S = 5.0
-# Faust's consumer long-polls empty partitions for 1.5 s, and a broker
-# answers a connection's requests in order: the offset lookups of every
-# recovery waited behind that poll, 1.5 s each.
-FETCH_MAX_WAIT_MS = 100
 
 
 class EventScopedTransactionManager(TransactionManager):
@@ -450,16 +445,6 @@ class HandledOnlyConsumer(Consumer):
         )
 
 
-class ShortPollConsumerThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread, long-polling for `FETCH_MAX_WAIT_MS`."""
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        client = super()._create_worker_consumer(transport)
-        # Faust passes no setting for it; aiokafka reads it when it starts.
-        client._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return client
-
-
 class TactApp(faust.App):
     """A Faust app whose transactions cover every output of an event, and
     whose commits cover only records that were handled."""
@@ -485,8 +470,7 @@ class TactApp(faust.App):
         base = by_url(self.conf.broker_consumer[0])
 
         class TactConsumer(HandledOnlyConsumer, base.Consumer):  # type: ignore[misc, name-defined]  # chosen at run time
-            def _new_consumer_thread(self) -> ShortPollConsumerThread:
-                return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
+            pass
 
         class Transport(base):  # type: ignore[misc, valid-type]  # chosen at run time
             TransactionManager = EventScopedTransactionManager

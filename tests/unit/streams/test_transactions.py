@@ -7,7 +7,6 @@ import contextlib
 import weakref
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,10 +17,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from app.settings import Settings
-from app.streams.pipeline import create_app
 from app.streams.transactions import (
-    FETCH_MAX_WAIT_MS,
     STALL_CHECK_S,
     STALL_S,
     EventScopedTransactionManager,
@@ -424,14 +420,3 @@ def test_a_partition_with_nothing_left_unhandled_does_not_stall() -> None:
 
     consumer.stalled(now=1.0)
     assert consumer.stalled(now=1.0 + 10 * STALL_S) is None
-
-
-async def test_the_worker_consumer_long_polls_only_briefly(tmp_path: Path) -> None:
-    # A recovery's offset lookups queue behind the poll on its connection.
-    app = create_app(Settings.from_env({"TACT_DATA_DIR": str(tmp_path)}))
-    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
-
-    client = thread._create_worker_consumer(app.transport)
-    await client.stop()
-
-    assert client._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
