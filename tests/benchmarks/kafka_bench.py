@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,23 +242,34 @@ async def _create_topics(
         await admin.close()
 
 
-async def _produce_all(bootstrap: str, rows: list[tuple[str, bytes, bytes]]) -> None:
+async def _produce_all(
+    bootstrap: str,
+    rows: Iterable[tuple[str, bytes, bytes]],
+    partition_of: Callable[[bytes], int] | None = None,
+) -> None:
+    """Produce (topic, key, value) rows; on the partition `partition_of`
+    gives a key, else on the producer's."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256_000
     )
     await producer.start()
     try:
         started = time.perf_counter()
+        produced = 0
         pending = []
         for topic, key, value in rows:
-            pending.append(await producer.send(topic, value, key=key))
+            partition = partition_of(key) if partition_of else None
+            pending.append(
+                await producer.send(topic, value, key=key, partition=partition)
+            )
+            produced += 1
             if len(pending) >= 5_000:
                 await asyncio.gather(*pending)
                 pending = []
         await asyncio.gather(*pending)
         logger.info(
-            "input produced records=%d seconds=%.1f",
-            len(rows),
+            "records produced records=%d seconds=%.1f",
+            produced,
             time.perf_counter() - started,
         )
     finally:
@@ -526,7 +537,11 @@ async def _recovery_at_scale(
     stack = Stack(source.bootstrap, "bench-scale", workload.POLICY_PATH, PARTITIONS)
     changelog = f"{stack.prefix}-customers-changelog"
     await _create_topics(source.bootstrap, [changelog], {"cleanup.policy": "compact"})
-    await _produce_states(source.bootstrap, changelog, samples, customers)
+    await _produce_all(
+        source.bootstrap,
+        _copied_states(changelog, samples, customers),
+        lambda key: partition_for(key.decode(), PARTITIONS),
+    )
     start = _time_to_ready(stack, work / "scale-data", work / "scale.log")
     recovery_s = max(start.seconds - small["empty_start_seconds"], 0.0)
     return {
@@ -540,47 +555,20 @@ async def _recovery_at_scale(
     }
 
 
-async def _produce_states(
-    bootstrap: str,
-    topic: str,
-    samples: Sequence[tuple[bytes, bytes]],
-    customers: int,
-) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256_000
-    )
-    await producer.start()
-    try:
-        started = time.perf_counter()
-        pending = []
-        for n in range(customers):
-            key, value = samples[n % len(samples)]
-            customer_id = f"scale-{n:07d}"
-            # The state names its customer; the copy names the new one.
-            value = value.replace(
-                b'"c":' + orjson.dumps(key.decode()),
-                b'"c":' + orjson.dumps(customer_id),
-                1,
-            )
-            pending.append(
-                await producer.send(
-                    topic,
-                    value,
-                    key=customer_id.encode(),
-                    partition=partition_for(customer_id, PARTITIONS),
-                )
-            )
-            if len(pending) >= 5_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-        logger.info(
-            "states produced customers=%d seconds=%.1f",
-            customers,
-            time.perf_counter() - started,
+def _copied_states(
+    topic: str, samples: Sequence[tuple[bytes, bytes]], customers: int
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """`customers` changelog rows, each a sample's state under a new id."""
+    for n in range(customers):
+        key, value = samples[n % len(samples)]
+        customer_id = f"scale-{n:07d}"
+        # The state names its customer; the copy names the new one.
+        value = value.replace(
+            b'"c":' + orjson.dumps(key.decode()),
+            b'"c":' + orjson.dumps(customer_id),
+            1,
         )
-    finally:
-        await producer.stop()
+        yield topic, customer_id.encode(), value
 
 
 @dataclass(frozen=True)
