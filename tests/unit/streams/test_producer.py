@@ -1,0 +1,30 @@
+"""How the worker's producers retry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.settings import Settings
+from app.streams.pipeline import create_app
+from app.streams.transactions import TRANSACTION_RETRY_BACKOFF_MS
+
+AIOKAFKA_RETRY_BACKOFF_S = 0.1
+
+
+async def test_transactional_producers_retry_sooner_than_the_plain_one(
+    tmp_path: Path,
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path, processing_guarantee="exactly_once"))
+    transactional = app.producer._new_producer(transactional_id="tact-1-0")
+    plain = app.producer._new_producer()
+    try:
+        assert (
+            transactional._sender._retry_backoff == TRANSACTION_RETRY_BACKOFF_MS / 1000
+        )
+        assert transactional._txn_manager.transactional_id == "tact-1-0"
+        # Everything else is Faust's: idempotent, every replica acknowledges.
+        assert transactional._sender._acks == -1
+        assert plain._sender._retry_backoff == AIOKAFKA_RETRY_BACKOFF_S
+    finally:
+        await transactional.stop()
+        await plain.stop()
