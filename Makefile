@@ -10,7 +10,7 @@ SEED ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo-replay test test-unit test-integration lint format \
-        typecheck kafka-up kafka-down kafka-status bench chaos soak clean
+        typecheck kafka-up kafka-down kafka-status bench bench-interval chaos soak clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,10 @@ kafka-status: ## Say whether the local Kafka runs
 bench: install ## Run the benchmarks and write tests/benchmarks/results/ (BENCH_ARGS=--quick: a short run)
 	@$(KAFKA) fetch
 	@$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
+
+bench-interval: install ## Throughput, and latency at half of it, per commit interval (INTERVALS="0.1 0.02")
+	@$(KAFKA) fetch
+	@$(BIN)/python -m tests.benchmarks.commit_interval $(INTERVALS)
 
 chaos: install ## Fault-injection suite at full size, e.g. make chaos SEED=7 (guarantee: TACT_PROCESSING_GUARANTEE)
 	@$(KAFKA) fetch

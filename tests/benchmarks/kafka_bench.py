@@ -365,11 +365,13 @@ async def _latency(
     maximum: float,
     share: float,
     size: KafkaSize,
+    prefix: str = "lat",
 ) -> dict[str, Any]:
     """Produce-to-visible latency of approved intents at a fixed offered rate.
 
     The intents are service emails for customers seen nowhere else, which
-    every rule of the bench policy lets through.
+    every rule of the bench policy lets through; `prefix` keeps their ids
+    apart from those of other runs on the same input topic.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed"
@@ -388,7 +390,9 @@ async def _latency(
         all_seen = asyncio.Event()
         reader = asyncio.create_task(_read_approved(consumer, sent, seen, all_seen))
         rate = share * maximum
-        await _offer(producer, intents, rate, size.load_s, f"lat-{share:.2f}", sent)
+        await _offer(
+            producer, intents, rate, size.load_s, f"{prefix}-{share:.2f}", sent
+        )
         await producer.flush()
         # The reader may have caught up during the load; wait for the tail.
         all_seen.clear()
