@@ -23,7 +23,6 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.engine.times import HOUR_US
 from tests.benchmarks import kafka_bench, workload
 from tests.support.broker import REPO
 from tests.support.worker import Stack, WorkerProcess
@@ -72,21 +71,7 @@ async def _run(intervals: list[float], rounds: int, work: Path) -> list[dict[str
         )
         topics = [inputs.lifecycle, inputs.intents]
         await kafka_bench._create_topics(bootstrap, topics)
-        path = workload.generate(
-            work / "input.jsonl",
-            SIZE.records,
-            SIZE.customers,
-            start_us=time.time_ns() // 1000 - HOUR_US,
-            span_us=HOUR_US,
-        )
-        by_name = {
-            workload.LIFECYCLE_TOPIC: inputs.lifecycle,
-            workload.INTENTS_TOPIC: inputs.intents,
-        }
-        rows = workload.records_of(path)
-        await kafka_bench._produce_all(
-            bootstrap, [(by_name[t], k, v) for t, k, v, _ in rows]
-        )
+        await kafka_bench._produce_input(bootstrap, inputs, SIZE, work)
         # The first worker on a fresh broker measured two to three times the
         # latency of every later one, cause not found: it warms up, unreported.
         await _one(bootstrap, inputs, topics, intervals[0], -1, work)

@@ -122,21 +122,7 @@ async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
         await _create_topics(
             bootstrap, [inputs.lifecycle, inputs.intents, PASSTHROUGH_OUTPUT]
         )
-        path = workload.generate(
-            work / f"kafka-{size.records}-{size.customers}-{time.time_ns()}.jsonl",
-            size.records,
-            size.customers,
-            start_us=time.time_ns() // 1000 - HOUR_US,
-            span_us=HOUR_US,
-        )
-        rows = workload.records_of(path)
-        path.unlink()
-        topics = {
-            workload.LIFECYCLE_TOPIC: inputs.lifecycle,
-            workload.INTENTS_TOPIC: inputs.intents,
-        }
-        await _produce_all(bootstrap, [(topics[t], k, v) for t, k, v, _ in rows])
-        total = len(rows)
+        total = await _produce_input(bootstrap, inputs, size, work)
         input_topics = [inputs.lifecycle, inputs.intents]
 
         # 2. The baseline: a raw aiokafka pass-through process.
@@ -240,6 +226,28 @@ async def _create_topics(
         await wait_for_leaders(admin, names)
     finally:
         await admin.close()
+
+
+async def _produce_input(
+    bootstrap: str, inputs: Stack, size: KafkaSize, work: Path
+) -> int:
+    """Generate the bench's input of the last hour, produce it to the input
+    topics of `inputs`, and return how many records that is."""
+    path = workload.generate(
+        work / f"kafka-{size.records}-{size.customers}-{time.time_ns()}.jsonl",
+        size.records,
+        size.customers,
+        start_us=time.time_ns() // 1000 - HOUR_US,
+        span_us=HOUR_US,
+    )
+    rows = workload.records_of(path)
+    path.unlink()
+    topics = {
+        workload.LIFECYCLE_TOPIC: inputs.lifecycle,
+        workload.INTENTS_TOPIC: inputs.intents,
+    }
+    await _produce_all(bootstrap, [(topics[t], k, v) for t, k, v, _ in rows])
+    return len(rows)
 
 
 async def _produce_all(
