@@ -106,10 +106,11 @@ STABLE_OFFSETS_TIMEOUT_S = 90.0
 # nothing for this long stops the worker; how often that is checked.
 STALL_S = 60.0
 STALL_CHECK_S = 5.0
-# A transaction's first request right after the previous commit is often
-# answered "still ending"; aiokafka's retry backoff of 100 ms then holds the
-# commit, and every send in it, that long. 20 ms is what aiokafka itself
-# waits in the one case it treats as expected.
+# Right after a commit, the broker's transaction verification often refuses
+# the next transaction's first sends while the coordinator still finishes
+# the last one (as NOT_ENOUGH_REPLICAS, for clients as old as aiokafka's
+# protocol); aiokafka's retry backoff of 100 ms then holds the next commit
+# that long. 20 ms is what aiokafka waits in its own such case.
 TRANSACTION_RETRY_BACKOFF_MS = 20
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.settings import Settings
 from app.streams.pipeline import create_app
 from app.streams.transactions import TRANSACTION_RETRY_BACKOFF_MS
@@ -28,3 +30,19 @@ async def test_transactional_producers_retry_sooner_than_the_plain_one(
     finally:
         await transactional.stop()
         await plain.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="transactional producers retry every 20 ms, a broker outage too",
+)
+async def test_a_broker_outage_is_retried_no_faster_than_by_the_plain_producer(
+    tmp_path: Path,
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path, processing_guarantee="exactly_once"))
+    transactional = app.producer._new_producer(transactional_id="tact-1-0")
+    try:
+        # aiokafka paces a refused send's retry, whatever the refusal, by this.
+        assert transactional._sender._retry_backoff >= AIOKAFKA_RETRY_BACKOFF_S
+    finally:
+        await transactional.stop()
