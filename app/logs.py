@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import faust
 import orjson
 
 from app.settings import Settings
@@ -39,3 +40,17 @@ def logging_config(settings: Settings) -> dict[str, Any] | None:
         },
         "root": {"level": settings.log_level.upper(), "handlers": ["stderr"]},
     }
+
+
+class QuietWorker(faust.Worker):
+    """Faust's worker without its terminal spinner.
+
+    At level warning or above Faust's worker turns the spinner on, and to
+    spin it on every log record it sets the root logger to DEBUG: every
+    debug line of Faust, aiokafka and Tact is then built and dropped, about
+    a tenth of a worker's time.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)

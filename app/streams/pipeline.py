@@ -24,7 +24,7 @@ from faust.types import TP, EventT, StreamT
 
 from app import __version__, metrics
 from app.engine import Policy, load_policy
-from app.logs import logging_config
+from app.logs import QuietWorker, logging_config
 from app.security import client_options, faust_credentials
 from app.settings import Settings
 from app.streams.handler import Headers, InputRecord, RecordHandler
@@ -106,6 +106,7 @@ def create_app(
         key_serializer="raw",
         value_serializer="raw",
         logging_config=logging_config(settings),
+        Worker=QuietWorker,
         broker_credentials=faust_credentials(settings),
     )
 
