@@ -51,15 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     work = REPO / "var" / "bench" / f"commit-interval-{time.time_ns()}"
     runs = asyncio.run(_run(args.intervals, args.rounds, work))
+    ratios = _ratios(runs, args.intervals[0])
     results = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "records": SIZE.records,
         "load_share": SHARE,
         "runs": runs,
-        "ratios_to_first": _ratios(runs, args.intervals[0]),
+        "ratios_to_first": ratios,
     }
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    print(_table(runs, results["ratios_to_first"]))
+    print(_table(runs, ratios))
     return 0
 
 

@@ -49,6 +49,7 @@ INTENT_ID_HEADER = "tact-intent-id"
 # as lost.
 STRAGGLER_TIMEOUT_S = 15
 PASSTHROUGH_OUTPUT = "bench-passthrough-out"
+FAUST_OUTPUT = "bench-faust-out"
 RECOVERY_METRIC = "tact_table_recovery_seconds"
 
 
@@ -120,15 +121,29 @@ async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
         # 1. One input, produced once, read by every contender.
         inputs = Stack(bootstrap, "bench-input", workload.POLICY_PATH, PARTITIONS)
         await _create_topics(
-            bootstrap, [inputs.lifecycle, inputs.intents, PASSTHROUGH_OUTPUT]
+            bootstrap,
+            [inputs.lifecycle, inputs.intents, PASSTHROUGH_OUTPUT, FAUST_OUTPUT],
         )
         total = await _produce_input(bootstrap, inputs, size, work)
         input_topics = [inputs.lifecycle, inputs.intents]
 
         # 2. The baseline: a raw aiokafka pass-through process.
-        results["baseline"] = await _baseline(bootstrap, input_topics, total)
+        results["baseline"] = await _baseline(bootstrap, input_topics, total, work)
 
-        # 3. One Tact worker: sustained throughput, then its state.
+        # 3. Faust with a table and none of Tact's work: the most Tact can reach.
+        results["faust"] = await _faust_passthrough(
+            bootstrap,
+            input_topics,
+            total,
+            results["processing_guarantee"],
+            results["commit_interval_s"],
+            work,
+        )
+        results["faust"]["ratio_to_baseline"] = (
+            results["faust"]["records_per_s"] / results["baseline"]["records_per_s"]
+        )
+
+        # 4. One Tact worker: sustained throughput, then its state.
         stack = _stack(bootstrap, "bench-one", inputs)
         worker = WorkerProcess(stack, work / "one-data", work / "one.log")
         try:
@@ -139,8 +154,11 @@ async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
             results["tact"]["ratio_to_baseline"] = (
                 rate["records_per_s"] / results["baseline"]["records_per_s"]
             )
+            results["tact"]["ratio_to_faust"] = (
+                rate["records_per_s"] / results["faust"]["records_per_s"]
+            )
 
-            # 4. Latency at fixed shares of the measured maximum.
+            # 5. Latency at fixed shares of the measured maximum.
             maximum = rate["records_per_s"]
             results["latency"] = [
                 await _latency(bootstrap, stack, inputs.intents, maximum, share, size)
@@ -154,14 +172,14 @@ async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
         finally:
             worker.stop()
 
-        # 5. Recovery of the table from its changelog into an empty folder,
+        # 6. Recovery of the table from its changelog into an empty folder,
         # then of a changelog grown to the size the target names.
         results["recovery"] = _recovery(stack, work)
         results["recovery_at_scale"] = await _recovery_at_scale(
             stack, size.recovered_customers, results["recovery"], work
         )
 
-        # 6. Two workers on the same partitions; a crash is a result too.
+        # 7. Two workers on the same partitions; a crash is a result too.
         try:
             scaling = await _scaling(bootstrap, inputs, input_topics, total, size, work)
         except (WorkerCrashed, RuntimeError, TimeoutError) as exc:
@@ -285,22 +303,79 @@ async def _produce_all(
 
 
 async def _baseline(
-    bootstrap: str, input_topics: list[str], total: int
+    bootstrap: str, input_topics: list[str], total: int, work: Path
 ) -> dict[str, Any]:
     group = "bench-passthrough"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
+    args = [bootstrap, group, PASSTHROUGH_OUTPUT, *input_topics]
+    return await _process_rate(
         "tests.benchmarks.kafka_passthrough",
+        args,
         bootstrap,
         group,
-        PASSTHROUGH_OUTPUT,
-        *input_topics,
-        cwd=REPO,
+        input_topics,
+        total,
+        work,
     )
+
+
+async def _faust_passthrough(
+    bootstrap: str,
+    input_topics: list[str],
+    total: int,
+    guarantee: str,
+    commit_interval_s: float,
+    work: Path,
+) -> dict[str, Any]:
+    group = "bench-faust"
+    args = [
+        bootstrap,
+        group,
+        FAUST_OUTPUT,
+        str(work / "faust-data"),
+        guarantee,
+        str(commit_interval_s),
+        *input_topics,
+    ]
+    return await _process_rate(
+        "tests.benchmarks.faust_passthrough",
+        args,
+        bootstrap,
+        group,
+        input_topics,
+        total,
+        work,
+    )
+
+
+async def _process_rate(
+    module: str,
+    args: list[str],
+    bootstrap: str,
+    group: str,
+    input_topics: list[str],
+    total: int,
+    work: Path,
+) -> dict[str, Any]:
+    """The sustained rate of `group` while `python -m module args` runs; its
+    output goes to GROUP.log in `work`."""
+    with (work / f"{group}.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, *args, cwd=REPO, stdout=log, stderr=log
+        )
+    rate = asyncio.create_task(
+        _sustained_rate(bootstrap, group, input_topics, total, 600)
+    )
+    exited = asyncio.create_task(process.wait())
     try:
-        return await _sustained_rate(bootstrap, group, input_topics, total, 300)
+        await asyncio.wait({rate, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if not rate.done():
+            rate.cancel()
+            raise RuntimeError(
+                f"{module} exited with {process.returncode}, see {group}.log"
+            )
+        return rate.result()
     finally:
+        exited.cancel()
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         try:

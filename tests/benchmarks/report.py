@@ -43,13 +43,19 @@ def plot(kafka: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    names = ["aiokafka pass-through", "Tact, one worker", "Tact, two workers"]
+    names = [
+        "aiokafka\npass-through",
+        "Faust with\na table",
+        "Tact,\none worker",
+        "Tact,\ntwo workers",
+    ]
     rates = [
         kafka["baseline"]["records_per_s"],
+        kafka.get("faust", {}).get("records_per_s") or 0.0,
         kafka["tact"]["records_per_s"],
         kafka["scaling"].get("records_per_s") or 0.0,
     ]
-    left.bar(names, rates, color=["#888888", "#2b6cb0", "#63b3ed"])
+    left.bar(names, rates, color=["#888888", "#b7b7b7", "#2b6cb0", "#63b3ed"])
     left.set_ylabel("records per second")
     left.set_title("Throughput, draining a backlog")
     left.tick_params(axis="x", labelsize=8)
@@ -123,6 +129,30 @@ def markdown(results: dict[str, Any]) -> str:
                 tact["ratio_to_baseline"] >= TARGET_E2E_RATIO,
             )
         )
+        faust = kafka.get("faust")
+        if faust:
+            lines.append(
+                _row(
+                    "Faust pass-through: one Faust worker that writes each "
+                    "record to a RocksDB table and sends it on unchanged, same "
+                    "guarantee and commit interval",
+                    f"{faust['records_per_s']:,.0f} records/s",
+                    f"{base['records_per_s']:,.0f} records/s (aiokafka pass-through)",
+                    f"{faust['ratio_to_baseline']:.3f}",
+                    "",
+                    None,
+                )
+            )
+            lines.append(
+                _row(
+                    "Tact against the Faust pass-through",
+                    f"{tact['records_per_s']:,.0f} records/s",
+                    f"{faust['records_per_s']:,.0f} records/s (Faust pass-through)",
+                    f"{tact['ratio_to_faust']:.3f}",
+                    "",
+                    None,
+                )
+            )
         for load in kafka["latency"]:
             p99 = load["p99_ms"]
             is_half = load["share_of_max"] == 0.5
