@@ -502,6 +502,21 @@ class TactApp(faust.App):
         transport: TransportT = Transport(self.conf.broker_consumer, self)
         return transport
 
+    async def maybe_start_producer(self) -> Any:
+        """The producer a send goes through, without yielding once it runs.
+
+        Faust guards this with mode's stampede wrapper, which yields to the
+        event loop three times on every call, that is on every send: each
+        yield let aiokafka's sender put the one record queued so far in a
+        produce request of its own, a request per record.
+        """
+        if self.in_transaction:
+            return self.consumer.transactions
+        producer = self.producer
+        if producer.started:
+            return producer
+        return await super().maybe_start_producer()
+
     async def abort_open_transactions(self) -> None:
         """Abort whatever this worker's transactions hold since its last
         commit (exactly_once, when partitions are revoked).

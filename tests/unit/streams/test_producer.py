@@ -46,3 +46,17 @@ async def test_a_broker_outage_is_retried_no_faster_than_by_the_plain_producer(
         assert transactional._sender._retry_backoff >= AIOKAFKA_RETRY_BACKOFF_S
     finally:
         await transactional.stop()
+
+
+async def test_a_send_does_not_yield_to_the_event_loop_once_the_producer_runs(
+    tmp_path: Path,
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path, processing_guarantee="at_least_once"))
+    app.producer._started.set()  # as after the worker started it
+    getting = app.maybe_start_producer()
+
+    # Driven by hand: a coroutine that yields to the loop returns from send().
+    with pytest.raises(StopIteration) as finished:
+        getting.send(None)
+
+    assert finished.value.value is app.producer
