@@ -93,7 +93,10 @@ from faust.transport.consumer import Consumer, TransactionManager
 from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP, HeadersArg, Message, RecordMetadata, TransportT
 from mode import Service
+from mode.services import WaitArgT, WaitResults
+from mode.utils.times import Seconds
 
+from app.streams import eager
 from app.streams.offsets import wait_for_stable_offsets
 from app.streams.recovery import ends_past_last_record
 
@@ -281,6 +284,45 @@ class HandledOnlyConsumer(Consumer):
                 await self.app.crash(error)
                 return False
             return committed
+
+    async def wait_first(
+        self,
+        *coros: WaitArgT,
+        timeout: Seconds | None = None,  # noqa: ASYNC109  # mode's signature
+    ) -> WaitResults:
+        """Hand a fetched record to the streams without a task when it can.
+
+        Faust's consumer calls this only to deliver a fetched record, racing
+        the delivery against a flow suspension, the stop and a crash with a
+        task for each: that cost more than the delivery, and its turns of the
+        event loop let the producer send every record of the agent in a
+        produce request of its own. A delivery that ends without waiting
+        cannot lose that race, so it runs at once; one that has to wait (a
+        full stream buffer) races as before.
+        """
+        delivery, *others = coros
+        if (
+            self.suspend_flow.is_set()
+            or self.should_stop
+            or self._crashed.is_set()
+            or not asyncio.iscoroutine(delivery)
+        ):
+            return await self._race(*coros, timeout=timeout)
+        is_done, outcome = eager.start(delivery)
+        if not is_done:
+            return await self._race(outcome, *others, timeout=timeout)
+        for other in others:
+            if asyncio.iscoroutine(other):
+                other.close()
+        return WaitResults([delivery], [outcome], False)
+
+    async def _race(
+        self,
+        *coros: WaitArgT,
+        timeout: Seconds | None,  # noqa: ASYNC109  # mode's signature
+    ) -> WaitResults:
+        # mode's annotation leaves out the None its default is.
+        return await super().wait_first(*coros, timeout=timeout)  # type: ignore[arg-type]
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109
         records, active = await super()._wait_next_records(timeout)

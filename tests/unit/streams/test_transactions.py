@@ -420,3 +420,66 @@ def test_a_partition_with_nothing_left_unhandled_does_not_stall() -> None:
 
     consumer.stalled(now=1.0)
     assert consumer.stalled(now=1.0 + 10 * STALL_S) is None
+
+
+def _delivering() -> HandledOnlyConsumer:
+    """A consumer with only what handing a record to the streams needs."""
+    consumer = _BareConsumer.__new__(_BareConsumer)
+    vars(consumer).update(
+        {
+            "_loop": asyncio.get_running_loop(),
+            "_stopped": asyncio.Event(),
+            "_crashed": asyncio.Event(),
+            "suspend_flow": asyncio.Event(),
+        }
+    )
+    return consumer
+
+
+async def test_a_record_the_streams_take_at_once_is_delivered_without_a_task() -> None:
+    consumer = _delivering()
+    delivered_in: list[asyncio.Task[Any] | None] = []
+
+    async def deliver() -> None:
+        delivered_in.append(asyncio.current_task())
+
+    await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+
+    assert delivered_in == [asyncio.current_task()]
+
+
+async def test_a_record_waiting_for_room_is_dropped_when_flow_is_suspended() -> None:
+    consumer = _delivering()
+    room = asyncio.Event()
+    delivered: list[str] = []
+
+    async def deliver() -> None:
+        await room.wait()
+        delivered.append("record")
+
+    waiting = asyncio.ensure_future(
+        consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+    )
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+
+    consumer.suspend_flow.set()
+    await asyncio.wait_for(waiting, timeout=1)
+    room.set()
+    await asyncio.sleep(0.01)
+
+    assert delivered == []
+
+
+async def test_records_fetched_while_flow_is_suspended_race_as_in_faust() -> None:
+    consumer = _delivering()
+    consumer.suspend_flow.set()
+    delivered_in: list[asyncio.Task[Any] | None] = []
+
+    async def deliver() -> None:
+        delivered_in.append(asyncio.current_task())
+
+    await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+
+    assert delivered_in
+    assert delivered_in != [asyncio.current_task()]
