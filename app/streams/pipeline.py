@@ -36,6 +36,10 @@ from app.streams.transactions import HandledOnlyConsumer, TactApp
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 5.0
+# A worker that joins while a restarted broker is still loading its topics
+# is assigned nothing, and aiokafka asks for a new assignment only once its
+# metadata shows the topics; Faust refreshes that every five minutes.
+CONSUMER_METADATA_MAX_AGE_MS = 10_000
 
 
 class FaustOutputs:
@@ -99,6 +103,7 @@ def create_app(
         TableManager=ReadAheadTableManager,
         broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
+        consumer_metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
         web_bind=settings.web_bind,
         web_port=settings.web_port,
         web_host=settings.web_host,
