@@ -130,7 +130,7 @@ async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
         # 2. The baseline: a raw aiokafka pass-through process.
         results["baseline"] = await _baseline(bootstrap, input_topics, total, work)
 
-        # 3. Faust with a table and none of Tact's work: the most Tact can reach.
+        # 3. Stock Faust with a table and none of Tact's work.
         results["faust"] = await _faust_passthrough(
             bootstrap,
             input_topics,
