@@ -301,10 +301,10 @@ class HandledOnlyConsumer(Consumer):
         full stream buffer) races as before.
         """
         delivery, *others = coros
+        # should_stop covers a crash too.
         if (
             self.suspend_flow.is_set()
             or self.should_stop
-            or self._crashed.is_set()
             or not asyncio.iscoroutine(delivery)
         ):
             return await self._race(*coros, timeout=timeout)
