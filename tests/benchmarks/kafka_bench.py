@@ -128,15 +128,29 @@ async def _run(size: KafkaSize, work: Path) -> dict[str, Any]:
         input_topics = [inputs.lifecycle, inputs.intents]
 
         # 2. The baseline: a raw aiokafka pass-through process.
-        results["baseline"] = await _baseline(bootstrap, input_topics, total, work)
-
-        # 3. Stock Faust with a table and none of Tact's work.
-        results["faust"] = await _faust_passthrough(
+        results["baseline"] = await _passthrough_rate(
+            "tests.benchmarks.kafka_passthrough",
+            "bench-passthrough",
+            [PASSTHROUGH_OUTPUT],
             bootstrap,
             input_topics,
             total,
-            results["processing_guarantee"],
-            results["commit_interval_s"],
+            work,
+        )
+
+        # 3. Stock Faust with a table and none of Tact's work.
+        results["faust"] = await _passthrough_rate(
+            "tests.benchmarks.faust_passthrough",
+            "bench-faust",
+            [
+                FAUST_OUTPUT,
+                str(work / "faust-data"),
+                results["processing_guarantee"],
+                str(results["commit_interval_s"]),
+            ],
+            bootstrap,
+            input_topics,
+            total,
             work,
         )
         results["faust"]["ratio_to_baseline"] = (
@@ -302,62 +316,19 @@ async def _produce_all(
         await producer.stop()
 
 
-async def _baseline(
-    bootstrap: str, input_topics: list[str], total: int, work: Path
-) -> dict[str, Any]:
-    group = "bench-passthrough"
-    args = [bootstrap, group, PASSTHROUGH_OUTPUT, *input_topics]
-    return await _process_rate(
-        "tests.benchmarks.kafka_passthrough",
-        args,
-        bootstrap,
-        group,
-        input_topics,
-        total,
-        work,
-    )
-
-
-async def _faust_passthrough(
-    bootstrap: str,
-    input_topics: list[str],
-    total: int,
-    guarantee: str,
-    commit_interval_s: float,
-    work: Path,
-) -> dict[str, Any]:
-    group = "bench-faust"
-    args = [
-        bootstrap,
-        group,
-        FAUST_OUTPUT,
-        str(work / "faust-data"),
-        guarantee,
-        str(commit_interval_s),
-        *input_topics,
-    ]
-    return await _process_rate(
-        "tests.benchmarks.faust_passthrough",
-        args,
-        bootstrap,
-        group,
-        input_topics,
-        total,
-        work,
-    )
-
-
-async def _process_rate(
+async def _passthrough_rate(
     module: str,
-    args: list[str],
-    bootstrap: str,
     group: str,
+    options: list[str],
+    bootstrap: str,
     input_topics: list[str],
     total: int,
     work: Path,
 ) -> dict[str, Any]:
-    """The sustained rate of `group` while `python -m module args` runs; its
-    output goes to GROUP.log in `work`."""
+    """The sustained rate of a pass-through process while `python -m module
+    BOOTSTRAP GROUP OPTIONS... INPUT...` runs; its output goes to GROUP.log
+    in `work`."""
+    args = [bootstrap, group, *options, *input_topics]
     with (work / f"{group}.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, *args, cwd=REPO, stdout=log, stderr=log
